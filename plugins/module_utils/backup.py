@@ -1,0 +1,151 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which streams to back up, and backing them up into one atomically committed directory."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
+    StagedDirectory,
+    looks_finished,
+    stream_dirs_of_account_backup,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
+    SnapshotOptions,
+    SnapshotResult,
+    snapshot_stream,
+)
+
+ALL_STREAMS = "all"
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class BackupPlan:
+    """What a backup run will do: the streams it takes and those it leaves out, and why."""
+
+    path: Path
+    single: bool
+    streams: list[dict[str, Any]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "stream": info["config"]["name"],
+                "messages": int(info["state"].get("messages") or 0),
+                "bytes": int(info["state"].get("bytes") or 0),
+                "replicas": int(info["config"].get("num_replicas") or 1),
+                "consumers": int(info["state"].get("consumer_count") or 0),
+            }
+            for info in self.streams
+        ]
+
+
+def _is_memory(info: dict[str, Any]) -> bool:
+    return info["config"].get("storage") == "memory"
+
+
+def _memory_reason(name: str) -> str:
+    return (
+        f"stream {name} uses memory storage, which JetStream snapshots do not support portably: "
+        "recreate it from its configuration instead"
+    )
+
+
+async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, patterns: list[str] | None) -> BackupPlan:
+    if stream:
+        info = await api.stream_info(stream)
+        if info is None:
+            raise NatsOpsError(
+                f"stream {stream} not found in this account: check the name, the credentials' account and the domain"
+            )
+        if _is_memory(info):
+            raise NatsOpsError(_memory_reason(stream))
+        return BackupPlan(path=path, single=True, streams=[info])
+
+    wanted = [p for p in (patterns or []) if p]
+    everything = not wanted or any(p in (ALL_STREAMS, "*") for p in wanted)
+    infos = await api.streams()
+    by_name = {info["config"]["name"]: info for info in infos}
+    if everything:
+        chosen = sorted(by_name)
+    else:
+        missing = [p for p in wanted if not (_GLOB_CHARS & set(p)) and p not in by_name]
+        if missing:
+            raise NatsOpsError(f"streams not found in this account: {', '.join(missing)}")
+        chosen = sorted(name for name in by_name if any(fnmatch.fnmatchcase(name, p) for p in wanted))
+    plan = BackupPlan(path=path, single=False, streams=[])
+    for name in chosen:
+        if _is_memory(by_name[name]):
+            plan.skipped.append({"stream": name, "reason": "memory storage"})
+            plan.warnings.append(_memory_reason(name) + "; skipped")
+        else:
+            plan.streams.append(by_name[name])
+    if not plan.streams:
+        raise NatsOpsError(
+            "no stream to back up: the account has no file-storage stream matching "
+            + (", ".join(wanted) if wanted else "all")
+        )
+    return plan
+
+
+def existing_backup(path: Path, single: bool) -> str:
+    """``absent``, ``finished`` (a completed backup of this form) or ``other`` (anything else)."""
+    if not path.exists() and not path.is_symlink():
+        return "absent"
+    if single:
+        return "finished" if looks_finished(path) else "other"
+    stream_dirs = stream_dirs_of_account_backup(path)
+    top_level_files = [entry for entry in path.iterdir() if not entry.is_dir() and not entry.name.startswith(".")]
+    if stream_dirs and not top_level_files and all(looks_finished(entry) for entry in stream_dirs):
+        return "finished"
+    return "other"
+
+
+async def run_backup(
+    connection: Connection, api: JetStreamApi, plan: BackupPlan, options: SnapshotOptions, parallel: int, force: bool
+) -> list[SnapshotResult]:
+    """Back up every planned stream; commit the directory only when all succeeded."""
+    with StagedDirectory(plan.path) as staged:
+        if plan.single:
+            results = [await snapshot_stream(connection, api, plan.streams[0]["config"]["name"], staged.path, options)]
+        else:
+            results = await _snapshot_many(connection, api, plan, staged.path, options, parallel)
+        staged.commit(replace=force)
+    for result in results:
+        result.path = str(plan.path if plan.single else plan.path / result.stream)
+    return results
+
+
+async def _snapshot_many(
+    connection: Connection, api: JetStreamApi, plan: BackupPlan, root: Path, options: SnapshotOptions, parallel: int
+) -> list[SnapshotResult]:
+    limit = asyncio.Semaphore(max(1, parallel))
+
+    async def one(name: str) -> SnapshotResult:
+        async with limit:
+            directory = root / name
+            directory.mkdir()
+            return await snapshot_stream(connection, api, name, directory, options)
+
+    tasks = [asyncio.ensure_future(one(info["config"]["name"])) for info in plan.streams]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,236 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backups on disk: the natscli layout, our manifest, checksums and atomic directories.
+
+Layout, as ``nats stream backup`` / ``nats account backup`` write it::
+
+    DIR/backup.json  DIR/stream.tar.s2             (one stream)
+    DIR/<stream>/backup.json  DIR/<stream>/stream.tar.s2   (an account)
+
+Our extra facts go in ``manifest.json`` beside each stream's ``backup.json``, never at the top of an
+account backup: ``nats account restore`` refuses any top-level entry that is not a stream directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+
+BACKUP_JSON = "backup.json"
+DATA_FILE = "stream.tar.s2"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "natsops.jetstream/stream-backup"
+MANIFEST_VERSION = 1
+S2_MAGIC = b"\xff\x06\x00\x00S2sTwO"
+_HASH_BLOCK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> bytes:
+    """Write indented JSON durably; return the bytes written (for checksums)."""
+    encoded = (json.dumps(data, indent=2) + "\n").encode()
+    with open(path, "wb") as handle:
+        handle.write(encoded)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return encoded
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HashingWriter:
+    """A file that counts and hashes what is written to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._handle: BinaryIO = open(path, "wb")  # noqa: SIM115  (closed by close())
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self._digest.update(data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self, sync: bool = True) -> None:
+        if self._handle.closed:
+            return
+        if sync:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        self._handle.close()
+
+
+class StagedDirectory:
+    """A directory written under a hidden temporary name and renamed into place only on commit.
+
+    A failure before commit removes the staging directory, so nothing that looks like a finished
+    backup is ever left at the target path. With ``replace``, an existing target is moved aside only
+    after the new one is complete, and deleted only after the new one is in place.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        token = uuid.uuid4().hex[:10]
+        self.path = target.parent / f".{target.name}.partial-{token}"
+        self._aside = target.parent / f".{target.name}.replaced-{token}"
+
+    def __enter__(self) -> StagedDirectory:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self, replace: bool) -> None:
+        fsync_dir(self.path)
+        if self.target.exists() or self.target.is_symlink():
+            if not replace:
+                raise NatsOpsError(f"{self.target} appeared while the backup was written; it was left untouched")
+            os.rename(self.target, self._aside)
+            os.rename(self.path, self.target)
+            shutil.rmtree(self._aside, ignore_errors=True)
+        else:
+            os.rename(self.path, self.target)
+        fsync_dir(self.target.parent)
+
+
+def is_stream_backup(path: Path) -> bool:
+    return (path / BACKUP_JSON).is_file()
+
+
+def stream_dirs_of_account_backup(path: Path) -> list[Path]:
+    """The stream directories of an account backup, as ``nats account restore`` sees them."""
+    if not path.is_dir():
+        return []
+    return sorted(entry for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+
+
+def read_backup_json(stream_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((stream_dir / BACKUP_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NatsOpsError(f"{stream_dir} holds no {BACKUP_JSON}: not a stream backup") from None
+    except (OSError, ValueError) as exc:
+        raise NatsOpsError(f"{stream_dir / BACKUP_JSON} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or not data["config"].get("name"):
+        raise NatsOpsError(f"{stream_dir / BACKUP_JSON} has no stream config with a name: not a stream backup")
+    if not isinstance(data.get("state"), dict):
+        raise NatsOpsError(f"{stream_dir / BACKUP_JSON} has no stream state: not a stream backup")
+    return data
+
+
+def read_manifest(stream_dir: Path) -> dict[str, Any] | None:
+    path = stream_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NatsOpsError(f"{path} is not readable JSON ({exc}): the backup is damaged") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise NatsOpsError(f"{path} is not a natsops.jetstream backup manifest")
+    if int(manifest.get("format_version") or 0) > MANIFEST_VERSION:
+        raise NatsOpsError(f"{path} was written by a newer natsops.jetstream: upgrade the collection to read it")
+    return manifest
+
+
+def check_s2_framing(path: Path) -> None:
+    """Walk the S2 stream's chunk headers (without decompressing): catches truncation and foreign files.
+
+    S2 keeps Snappy's framing: a 1-byte chunk type and a 3-byte little-endian length, then the body.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if handle.read(len(S2_MAGIC)) != S2_MAGIC:
+            raise NatsOpsError(f"{path} is not an S2 stream: not a JetStream snapshot")
+        offset = len(S2_MAGIC)
+        while offset < size:
+            header = handle.read(4)
+            if len(header) < 4:
+                raise NatsOpsError(f"{path} is truncated: a chunk header is cut at byte {offset}")
+            length = int.from_bytes(header[1:4], "little")
+            offset += 4 + length
+            if offset > size:
+                raise NatsOpsError(f"{path} is truncated: its last chunk needs {offset - size} more bytes")
+            handle.seek(offset)
+
+
+def verify_stream_backup(stream_dir: Path) -> dict[str, Any]:
+    """Check a stream backup before it is used; return what was checked.
+
+    With our manifest, sizes and sha256 of every file must match. Without one (a natscli backup),
+    backup.json must be whole and the data a complete S2 stream.
+    """
+    backup = read_backup_json(stream_dir)
+    data_path = stream_dir / DATA_FILE
+    if not data_path.is_file():
+        raise NatsOpsError(f"{stream_dir} holds no {DATA_FILE}: the backup is incomplete")
+    manifest = read_manifest(stream_dir)
+    if manifest is None:
+        check_s2_framing(data_path)
+        return {"manifest": False, "method": "s2-framing", "size": data_path.stat().st_size}
+    if manifest.get("stream") != backup["config"]["name"]:
+        raise NatsOpsError(f"{stream_dir}: manifest names stream {manifest.get('stream')!r}, backup.json another")
+    for name, expected in (manifest.get("files") or {}).items():
+        file_path = stream_dir / name
+        if not file_path.is_file():
+            raise NatsOpsError(f"{file_path} is missing: the backup is incomplete")
+        actual_size = file_path.stat().st_size
+        if actual_size != expected["size"]:
+            raise NatsOpsError(
+                f"{file_path} has {actual_size} bytes where the manifest says {expected['size']}: "
+                "the backup is truncated or damaged"
+            )
+        if sha256_file(file_path) != expected["sha256"]:
+            raise NatsOpsError(f"{file_path} does not match its sha256 in the manifest: the backup is damaged")
+    missing = {BACKUP_JSON, DATA_FILE} - set(manifest.get("files") or {})
+    if missing:
+        raise NatsOpsError(f"{stream_dir / MANIFEST} does not cover {', '.join(sorted(missing))}")
+    return {"manifest": True, "method": "sha256", "size": data_path.stat().st_size}
+
+
+def looks_finished(stream_dir: Path) -> bool:
+    """A cheap test (no hashing) that a stream backup was completed."""
+    if not (is_stream_backup(stream_dir) and (stream_dir / DATA_FILE).is_file()):
+        return False
+    try:
+        manifest = read_manifest(stream_dir)
+    except NatsOpsError:
+        return False
+    if manifest is None:
+        return True
+    return all(
+        (stream_dir / name).is_file() and (stream_dir / name).stat().st_size == entry["size"]
+        for name, entry in (manifest.get("files") or {}).items()
+    )

@@ -1,0 +1,221 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One way to reach NATS for every module: options, natscli contexts, TLS and the client itself."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import ssl
+import traceback
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+try:
+    import nats
+    from nats.errors import SlowConsumerError
+except ImportError:
+    HAS_NATS = False
+    NATS_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_NATS = True
+    NATS_IMPORT_ERROR = None
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+
+DEFAULT_SERVER = "nats://127.0.0.1:4222"
+
+# Every option here is documented once, in plugins/doc_fragments/connection.py.
+CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "servers": {"type": "list", "elements": "str", "fallback": (env_fallback, ["NATS_URL"])},
+    "context": {"type": "str", "fallback": (env_fallback, ["NATS_CONTEXT"])},
+    "user": {"type": "str", "fallback": (env_fallback, ["NATS_USER"])},
+    "password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["NATS_PASSWORD"])},
+    "token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["NATS_TOKEN"])},
+    "creds": {"type": "path", "fallback": (env_fallback, ["NATS_CREDS"])},
+    "nkey": {"type": "path", "fallback": (env_fallback, ["NATS_NKEY"])},
+    "tls_ca": {"type": "path", "fallback": (env_fallback, ["NATS_CA"])},
+    "tls_cert": {"type": "path", "fallback": (env_fallback, ["NATS_CERT"])},
+    "tls_key": {"type": "path", "no_log": False, "fallback": (env_fallback, ["NATS_KEY"])},
+    "connect_timeout": {"type": "float", "default": 5.0},
+    "timeout": {"type": "float", "default": 10.0},
+    "domain": {"type": "str"},
+}
+
+CONNECTION_MUTUALLY_EXCLUSIVE = [("token", "user"), ("token", "creds"), ("creds", "user"), ("nkey", "creds")]
+
+# natscli context keys -> our option names (only those that mean the same thing).
+_CONTEXT_KEYS = {
+    "user": "user",
+    "password": "password",
+    "token": "token",
+    "creds": "creds",
+    "nkey": "nkey",
+    "ca": "tls_ca",
+    "cert": "tls_cert",
+    "key": "tls_key",
+    "jetstream_domain": "domain",
+}
+_CONTEXT_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
+
+
+def nats_argument_spec(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The shared connection options plus a module's own."""
+    spec = {name: dict(option) for name, option in CONNECTION_ARGUMENT_SPEC.items()}
+    spec.update(extra)
+    return spec
+
+
+def require_nats(module: Any) -> None:
+    """Fail the module with Ansible's standard message when nats-py is not importable."""
+    if not HAS_NATS:
+        module.fail_json(msg=missing_required_lib("nats-py"), exception=NATS_IMPORT_ERROR)
+
+
+def context_dir() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "nats", "context")
+
+
+def read_context(name: str) -> dict[str, Any]:
+    """Read a natscli context (``nats context save NAME``) as our option names."""
+    if not _CONTEXT_NAME.match(name):
+        raise NatsOpsError(f"context {name!r} is not a valid natscli context name")
+    path = os.path.join(context_dir(), name + ".json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise NatsOpsError(
+            f"natscli context {name!r} not found: expected {path} (create it with 'nats context save {name}')"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise NatsOpsError(f"cannot read natscli context {path}: {exc}") from None
+    options: dict[str, Any] = {}
+    if raw.get("url"):
+        options["servers"] = [url.strip() for url in str(raw["url"]).split(",") if url.strip()]
+    for context_key, option in _CONTEXT_KEYS.items():
+        if raw.get(context_key):
+            options[option] = raw[context_key]
+    return options
+
+
+def resolve_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Module parameters, with a natscli context filling what they leave unset."""
+    options = {name: params.get(name) for name in CONNECTION_ARGUMENT_SPEC}
+    if params.get("context"):
+        for name, value in read_context(params["context"]).items():
+            if options.get(name) in (None, []):
+                options[name] = value
+    if not options.get("servers"):
+        options["servers"] = [DEFAULT_SERVER]
+    for pair in CONNECTION_MUTUALLY_EXCLUSIVE:
+        if all(options.get(name) for name in pair):
+            raise NatsOpsError(f"options {pair[0]} and {pair[1]} are mutually exclusive (after reading the context)")
+    if bool(options.get("tls_cert")) != bool(options.get("tls_key")):
+        raise NatsOpsError("tls_cert and tls_key must be given together")
+    for name in ("creds", "nkey", "tls_ca", "tls_cert", "tls_key"):
+        if options.get(name):
+            options[name] = os.path.expanduser(options[name])
+            if not os.path.isfile(options[name]):
+                raise NatsOpsError(f"{name} file {options[name]} does not exist")
+    return options
+
+
+def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
+    wants_tls = any(options.get(name) for name in ("tls_ca", "tls_cert")) or any(
+        url.startswith("tls://") for url in options["servers"]
+    )
+    if not wants_tls:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.get("tls_ca"))
+    if options.get("tls_cert"):
+        context.load_cert_chain(options["tls_cert"], options["tls_key"])
+    return context
+
+
+def describe_servers(options: dict[str, Any]) -> str:
+    return ", ".join(options["servers"])
+
+
+class Connection:
+    """A connected client plus what went wrong on it asynchronously (slow consumers, disconnects)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.client: Any = None
+        self.slow_subscriptions: set[int] = set()
+        self.disconnected = False
+        self.async_errors: list[str] = []
+
+    async def _on_error(self, error: Exception) -> None:
+        if HAS_NATS and isinstance(error, SlowConsumerError):
+            self.slow_subscriptions.add(error.sid)
+        else:
+            self.async_errors.append(str(error) or type(error).__name__)
+
+    async def _on_disconnect(self) -> None:
+        self.disconnected = True
+
+    async def open(self) -> None:
+        options = self.options
+        kwargs: dict[str, Any] = {
+            "servers": options["servers"],
+            "connect_timeout": options["connect_timeout"],
+            "allow_reconnect": False,
+            "max_reconnect_attempts": 0,
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnect,
+            "name": "natsops.jetstream",
+            "tls": build_tls_context(options),
+        }
+        if options.get("user"):
+            kwargs["user"] = options["user"]
+            kwargs["password"] = options.get("password") or ""
+        if options.get("token"):
+            kwargs["token"] = options["token"]
+        if options.get("creds"):
+            kwargs["user_credentials"] = options["creds"]
+        if options.get("nkey"):
+            kwargs["nkeys_seed"] = options["nkey"]
+        try:
+            self.client = await nats.connect(**kwargs)
+        except Exception as exc:  # nats-py raises many unrelated types here
+            raise NatsOpsError(connect_failure_message(exc, options)) from None
+
+    async def close(self) -> None:
+        if self.client is not None and not self.client.is_closed:
+            with contextlib.suppress(Exception):  # closing a dead connection must not hide the real error
+                await self.client.close()
+
+
+def connect_failure_message(exc: BaseException, options: dict[str, Any]) -> str:
+    text = str(exc) or type(exc).__name__
+    where = describe_servers(options)
+    lowered = text.lower()
+    if "authorization" in lowered or "authentication" in lowered:
+        return (
+            f"cannot connect to NATS at {where}: the server refused the credentials ({text}). "
+            "Check user/password, token, creds or nkey, or the context in use."
+        )
+    if isinstance(exc, ssl.SSLError) or "ssl" in lowered or "tls" in lowered:
+        return f"cannot connect to NATS at {where}: TLS failed ({text}). Check tls_ca, tls_cert and tls_key."
+    return (
+        f"cannot connect to NATS at {where} within {options['connect_timeout']}s ({text}). "
+        "Check that the server runs and that servers/NATS_URL point at its client port."
+    )
+
+
+@asynccontextmanager
+async def nats_connection(options: dict[str, Any]) -> AsyncIterator[Connection]:
+    """Open a connection for one module run and always close it."""
+    connection = Connection(options)
+    await connection.open()
+    try:
+        yield connection
+    finally:
+        await connection.close()

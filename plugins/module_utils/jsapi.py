@@ -1,0 +1,162 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A thin JetStream API client over nats-py requests.
+
+Replies stay raw dicts: nats-py's dataclasses drop fields they do not know, and a backup must keep
+every field the server sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+try:
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeoutError
+except ImportError:  # reported by connection.require_nats()
+
+    class NoRespondersError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class NatsTimeoutError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+
+# What an operator should do about the JetStream errors these modules meet, by err_code.
+ERROR_ADVICE = {
+    10002: "the account or server has no room for this stream: raise the JetStream limits or free space",
+    10005: "no server matches the placement: lower replicas, or change cluster or tags",
+    10008: "the cluster has no meta leader: restore quorum (a majority of servers up) and retry",
+    10010: "this needs a clustered JetStream server",
+    10023: "the server has no room for this stream: raise its JetStream limits or free space",
+    10025: "the server refused a field of the request: it may be older than this collection expects",
+    10028: "the account or server has no room for this stream: raise the JetStream limits",
+    10039: "JetStream is not enabled for this account: enable it in the server's account configuration",
+    10040: "the peer is not a member of this stream's group",
+    10041: "the Raft group refused the change",
+    10044: "the peer is not a member of the meta group",
+    10047: "the account or server has no room for this stream: raise the JetStream limits",
+    10056: "the stream name in the backup does not match the stream being restored",
+    10058: "a stream of that name already exists: choose if_exists skip or replace, or delete it first",
+    10059: "check the stream name, the account of the credentials and the JetStream domain",
+    10062: "the server could not apply the backup data: check that the backup is whole and that the "
+    "server's release can read it (a 2.15 backup cannot be restored into an older server)",
+    10064: "the server could not take the snapshot (a snapshot of this stream may already be running; "
+    "memory-storage streams cannot be snapshotted)",
+    10074: "this server is not clustered: restore with replicas: 1",
+    10130: "a stream of that name already exists: choose if_exists skip or replace, or delete it first",
+    10202: "a membership change is already in progress: retry shortly",
+}
+
+STREAM_NOT_FOUND = 10059
+STREAM_NAME_IN_USE = (10058, 10130)
+
+
+class JetStreamApiError(NatsOpsError):
+    """An error reply of the JetStream API."""
+
+    def __init__(self, subject: str, error: dict[str, Any]) -> None:
+        self.code = int(error.get("code") or 0)
+        self.err_code = int(error.get("err_code") or 0)
+        self.description = str(error.get("description") or "")
+        advice = ERROR_ADVICE.get(self.err_code)
+        msg = f"JetStream API {subject} failed: {self.description} (code {self.code}, err_code {self.err_code})"
+        if advice:
+            msg += f": {advice}"
+        super().__init__(msg, err_code=self.err_code, code=self.code, description=self.description)
+
+
+class JetStreamApi:
+    """Requests to ``$JS.API`` (or ``$JS.<domain>.API``) with JSON bodies and error mapping."""
+
+    def __init__(self, client: Any, domain: str | None = None, timeout: float = 10.0) -> None:
+        self.client = client
+        self.prefix = f"$JS.{domain}.API" if domain else "$JS.API"
+        self.timeout = timeout
+        self._account_info: dict[str, Any] | None = None
+
+    def subject(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    async def request(self, suffix: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> dict:
+        subject = self.subject(suffix)
+        payload = json.dumps(body).encode() if body is not None else b""
+        wait = timeout or self.timeout
+        try:
+            reply = await self.client.request(subject, payload, timeout=wait)
+        except NoRespondersError:
+            raise NatsOpsError(
+                f"nothing answers {subject}: JetStream is not enabled for this account, "
+                "or the JetStream domain is wrong"
+            ) from None
+        except (NatsTimeoutError, asyncio.TimeoutError):
+            raise NatsOpsError(
+                f"JetStream API {subject} did not answer within {wait}s: in a cluster this means the stream has "
+                "no leader or does not exist, or the meta group has no leader; raise timeout if the server is busy"
+            ) from None
+        try:
+            data = json.loads(reply.data)
+        except ValueError:
+            raise NatsOpsError(f"JetStream API {subject} answered with something that is not JSON") from None
+        if isinstance(data, dict) and data.get("error"):
+            raise JetStreamApiError(subject, data["error"])
+        return data
+
+    async def account_info(self) -> dict[str, Any]:
+        if self._account_info is None:
+            self._account_info = await self.request("INFO")
+        return self._account_info
+
+    async def api_level(self) -> int:
+        """The JetStream API level; servers before 2.11 report none (level 0)."""
+        info = await self.account_info()
+        return int((info.get("api") or {}).get("level") or 0)
+
+    async def stream_info(self, stream: str) -> dict[str, Any] | None:
+        """The stream's info, or None when the account has no such stream."""
+        try:
+            return await self.request(f"STREAM.INFO.{stream}")
+        except JetStreamApiError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                return None
+            raise
+
+    async def _paged(self, suffix: str, key: str, body: dict[str, Any] | None = None) -> list[Any]:
+        items: list[Any] = []
+        while True:
+            page = await self.request(suffix, {**(body or {}), "offset": len(items)})
+            batch = page.get(key) or []
+            items.extend(batch)
+            if not batch or len(items) >= int(page.get("total") or 0):
+                return items
+
+    async def streams(self) -> list[dict[str, Any]]:
+        """Info of every stream in the account."""
+        return await self._paged("STREAM.LIST", "streams")
+
+    async def consumer_names(self, stream: str) -> list[str]:
+        return await self._paged(f"CONSUMER.NAMES.{stream}", "consumers")
+
+    async def consumers(self, stream: str) -> list[dict[str, Any]]:
+        return await self._paged(f"CONSUMER.LIST.{stream}", "consumers")
+
+    async def consumer_positions(self, stream: str) -> dict[str, dict[str, int]]:
+        """Where each consumer of the stream stands, by name."""
+        return {info["name"]: consumer_position(info) for info in await self.consumers(stream)}
+
+    async def delete_stream(self, stream: str) -> None:
+        await self.request(f"STREAM.DELETE.{stream}")
+
+
+def consumer_position(info: dict[str, Any]) -> dict[str, int]:
+    """The parts of a consumer's info that a faithful restore must give back."""
+    return {
+        "delivered_stream_seq": int((info.get("delivered") or {}).get("stream_seq") or 0),
+        "ack_floor_stream_seq": int((info.get("ack_floor") or {}).get("stream_seq") or 0),
+        "num_pending": int(info.get("num_pending") or 0),
+        "num_ack_pending": int(info.get("num_ack_pending") or 0),
+    }

@@ -1,0 +1,259 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup engine: JetStream stream snapshots streamed to disk in the natscli layout.
+
+Protocol (see the collection's docs/protocol notes): subscribe to an inbox, request
+``STREAM.SNAPSHOT.<stream>``, ack every full chunk on its reply subject
+``$JS.SNAPSHOT.ACK.<stream>.<id>.<len>.<index>``; the last, partial chunk has no reply; an empty
+message ends the snapshot (status 204 or no headers = success, anything else = failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
+    BACKUP_JSON,
+    DATA_FILE,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    HashingWriter,
+    sha256_bytes,
+    write_json,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
+
+MIN_CHUNK_SIZE = 1024
+MAX_CHUNK_SIZE = 1024 * 1024
+DEFAULT_CHUNK_SIZE = 128 * 1024
+WINDOW_SIZE_API_LEVEL = 3
+# Generous client-side buffer: the server never has more than window_size bytes in flight, so
+# hitting this limit means something is badly wrong, and it is reported as a dropped chunk.
+PENDING_BYTES_LIMIT = 256 * 1024 * 1024
+PENDING_MSGS_LIMIT = 1024 * 1024
+MIB = 1024 * 1024
+
+
+@dataclass
+class SnapshotOptions:
+    consumers: bool = True
+    check: bool = False
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    window_size: int | None = None
+    stall_timeout: float = 10.0
+    check_timeout: float = 3600.0
+
+
+@dataclass
+class SnapshotResult:
+    stream: str
+    path: str
+    bytes: int
+    sha256: str
+    messages: int
+    first_seq: int
+    last_seq: int
+    consumers: list[str]
+    consumers_included: bool
+    chunks: int
+    duration: float
+    throughput_mib_s: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        result = dict(self.__dict__)
+        result.pop("warnings")
+        return result
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def validate_chunk_size(chunk_size: int) -> None:
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise NatsOpsError(
+            f"chunk_size {chunk_size} is outside what the server accepts ({MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes)"
+        )
+
+
+def chunk_index(reply: str) -> int:
+    """The chunk counter at the end of ``$JS.SNAPSHOT.ACK.<stream>.<id>.<len>.<index>``."""
+    try:
+        return int(reply.rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        raise NatsOpsError(f"unexpected snapshot chunk reply subject {reply!r}") from None
+
+
+def end_status(headers: dict[str, str] | None) -> tuple[bool, str]:
+    """Whether the empty end-of-snapshot message reports success, and the server's words."""
+    if not headers:
+        return True, ""
+    status = str(headers.get("Status") or "")
+    description = str(headers.get("Description") or "")
+    if not status or status == "204":
+        return True, description
+    return False, f"status {status} {description}".strip()
+
+
+def server_facts(connection: Connection, api_level: int) -> dict[str, Any]:
+    info = getattr(connection.client, "_server_info", None) or {}
+    return {
+        "name": info.get("server_name"),
+        "version": info.get("version"),
+        "cluster": info.get("cluster"),
+        "api_level": api_level,
+    }
+
+
+async def snapshot_stream(
+    connection: Connection, api: JetStreamApi, stream: str, directory: Path, options: SnapshotOptions
+) -> SnapshotResult:
+    """Write one stream's snapshot into ``directory`` (which must exist and be empty)."""
+    client = connection.client
+    started_at = utc_now()
+    started = time.monotonic()
+    api_level = await api.api_level()
+    request: dict[str, Any] = {
+        "no_consumers": not options.consumers,
+        "chunk_size": options.chunk_size,
+        "jsck": options.check,
+    }
+    warnings: list[str] = []
+    if options.window_size:
+        if api_level >= WINDOW_SIZE_API_LEVEL:
+            request["window_size"] = options.window_size
+        else:
+            warnings.append(f"window_size ignored: the server's API level {api_level} predates it")
+
+    inbox = client.new_inbox()
+    subscription = await client.subscribe(
+        inbox, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
+    )
+    writer = HashingWriter(directory / DATA_FILE)
+    try:
+        request["deliver_subject"] = inbox
+        reply_timeout = options.check_timeout if options.check else api.timeout
+        reply = await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=reply_timeout)
+        positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
+        chunks = await _receive_chunks(connection, subscription, writer, stream, options.stall_timeout)
+        writer.close()
+        positions: dict[str, dict[str, int]] = {}
+        if positions_task is not None:
+            try:
+                positions = await positions_task
+            except NatsOpsError as exc:
+                warnings.append(f"{stream}: consumer positions not recorded in the manifest: {exc}")
+    finally:
+        writer.close(sync=False)
+        await _unsubscribe(subscription)
+
+    backup = {"config": reply.get("config") or {}, "state": reply.get("state") or {}}
+    backup_bytes = write_json(directory / BACKUP_JSON, backup)
+    duration = time.monotonic() - started
+    state = backup["state"]
+    result = SnapshotResult(
+        stream=stream,
+        path=str(directory),
+        bytes=writer.size,
+        sha256=writer.sha256,
+        messages=int(state.get("messages") or 0),
+        first_seq=int(state.get("first_seq") or 0),
+        last_seq=int(state.get("last_seq") or 0),
+        consumers=sorted(positions),
+        consumers_included=options.consumers,
+        chunks=chunks,
+        duration=round(duration, 3),
+        throughput_mib_s=round(writer.size / MIB / duration, 2) if duration > 0 else 0.0,
+        warnings=warnings,
+    )
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "stream": stream,
+        "files": {
+            DATA_FILE: {"size": writer.size, "sha256": writer.sha256},
+            BACKUP_JSON: {"size": len(backup_bytes), "sha256": sha256_bytes(backup_bytes)},
+        },
+        "messages": result.messages,
+        "first_seq": result.first_seq,
+        "last_seq": result.last_seq,
+        "bytes": int(state.get("bytes") or 0),
+        "consumers_included": options.consumers,
+        "consumers": positions,
+        "check": options.check,
+        "chunk_size": options.chunk_size,
+        "window_size": request.get("window_size"),
+        "chunks": chunks,
+        "server": server_facts(connection, api_level),
+        "started": started_at,
+        "finished": utc_now(),
+        "duration_seconds": result.duration,
+        "collection": {"name": COLLECTION_NAME, "version": COLLECTION_VERSION},
+    }
+    write_json(directory / MANIFEST, manifest)
+    return result
+
+
+async def _unsubscribe(subscription: Any) -> None:
+    with contextlib.suppress(Exception):  # the connection may be gone; the real error is reported elsewhere
+        await subscription.unsubscribe()
+
+
+async def _receive_chunks(
+    connection: Connection, subscription: Any, writer: HashingWriter, stream: str, stall_timeout: float
+) -> int:
+    """Ack and write chunks until the end marker; return how many data chunks arrived."""
+    client = connection.client
+    expected_index = 1
+    chunks = 0
+    saw_partial = False
+    while True:
+        try:
+            msg = await subscription.next_msg(timeout=stall_timeout)
+        except Exception as exc:
+            raise _receive_failure(connection, stream, stall_timeout, exc) from None
+        if subscription._id in connection.slow_subscriptions:
+            raise NatsOpsError(f"backup of {stream} failed: a chunk was dropped (slow consumer); retry the backup")
+        data = msg.data
+        if not data:
+            ok, words = end_status(msg.headers)
+            if not ok:
+                raise NatsOpsError(f"backup of {stream} failed: the server ended the snapshot with {words}")
+            return chunks
+        if saw_partial:
+            raise NatsOpsError(f"backup of {stream} failed: data arrived after the last partial chunk")
+        if msg.reply:
+            index = chunk_index(msg.reply)
+            if index != expected_index:
+                raise NatsOpsError(
+                    f"backup of {stream} failed: chunk {expected_index} is missing (got chunk {index}); "
+                    "retry the backup"
+                )
+            expected_index += 1
+            await client.publish(msg.reply, b"")
+        else:
+            saw_partial = True
+        writer.write(data)
+        chunks += 1
+
+
+def _receive_failure(connection: Connection, stream: str, stall_timeout: float, exc: Exception) -> NatsOpsError:
+    if connection.disconnected or connection.client.is_closed:
+        return NatsOpsError(f"backup of {stream} failed: the connection to the server was lost mid-snapshot")
+    if isinstance(exc, asyncio.TimeoutError) or "timeout" in type(exc).__name__.lower():
+        return NatsOpsError(
+            f"backup of {stream} failed: no data for {stall_timeout}s (the stream leader may have gone away); "
+            "retry, or raise timeout if the server is very busy"
+        )
+    return NatsOpsError(f"backup of {stream} failed while receiving data: {exc or type(exc).__name__}")

@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stream_backup
+short_description: Back up JetStream streams to disk, as C(nats stream backup) does
+version_added: 0.1.0
+description:
+  - Takes a snapshot of one stream, several streams, or every stream of an account, and writes it to O(path)
+    in the layout of the C(nats) CLI, so that C(nats stream restore) / C(nats account restore) can restore it,
+    and so can M(natsops.jetstream.stream_restore).
+  - "One stream (O(stream)): C(PATH/backup.json) and C(PATH/stream.tar.s2).
+    Several (O(streams)): C(PATH/<stream>/backup.json) and C(PATH/<stream>/stream.tar.s2), as
+    C(nats account backup) writes them."
+  - C(backup.json) holds the stream configuration and state exactly as the server returned them.
+    Beside it, C(manifest.json) records sha256 checksums and sizes of both files, consumer positions, the
+    server's version and API level, the times and the collection version. M(natsops.jetstream.stream_restore)
+    checks it before touching a server; the C(nats) CLI ignores it.
+  - The data is streamed to disk as it arrives: memory use does not grow with the size of the stream.
+  - The backup is written under a hidden temporary name and renamed to O(path) only when every stream is
+    complete and checksummed. On any failure (a dropped chunk, an error from the server, a stall, a lost
+    connection) nothing is left at O(path).
+  - If O(path) already holds a finished backup, nothing is done (C(changed=false)) unless O(force=true).
+    If it holds anything else, the module fails and leaves it alone.
+  - Streams with memory storage cannot be backed up this way. Naming one in O(stream) fails; with O(streams)
+    they are skipped with a warning.
+options:
+  stream:
+    description:
+      - Name of the one stream to back up. Writes the single-stream layout.
+      - Mutually exclusive with O(streams).
+    type: str
+  streams:
+    description:
+      - Streams to back up, by name or shell-style pattern (V(ORDERS*)); V(all) (or V(*)) for every stream of
+        the account. Writes the account layout, one directory per stream.
+      - A name without pattern characters that is not in the account is an error.
+      - Mutually exclusive with O(stream).
+    type: list
+    elements: str
+  path:
+    description:
+      - Directory to write the backup to, on the host that runs the module. Its parent is created if needed.
+    type: path
+    required: true
+  force:
+    description:
+      - Replace a backup that already exists at O(path). The old one is removed only after the new one is
+        complete.
+    type: bool
+    default: false
+  consumers:
+    description:
+      - Include the streams' consumers and their positions (natscli C(--consumers)).
+    type: bool
+    default: true
+  check:
+    description:
+      - Have the server check the stream's data before the snapshot (natscli C(--check), C(jsck)). Slower.
+    type: bool
+    default: false
+  chunk_size:
+    description:
+      - Size in bytes of the chunks the server sends, from 1024 to 1048576.
+    type: int
+    default: 131072
+  window_size:
+    description:
+      - Bytes the server may send before it waits for acknowledgements. Sent only to servers whose JetStream
+        API level knows it (3 and later, nats-server 2.11+); otherwise ignored with a warning.
+    type: int
+  parallel:
+    description:
+      - How many streams to back up at the same time. Each stream has at most one snapshot running.
+    type: int
+    default: 4
+extends_documentation_fragment:
+  - natsops.jetstream.connection
+  - natsops.jetstream.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports the streams that would be backed up and writes nothing.
+  diff_mode:
+    support: none
+seealso:
+  - module: natsops.jetstream.stream_restore
+  - name: JetStream disaster recovery
+    description: The NATS documentation on backing up and restoring streams.
+    link: https://docs.nats.io/running-a-nats-service/nats_admin/jetstream_admin/disaster_recovery
+author:
+  - natsops.jetstream contributors (@natsops)
+"""
+
+EXAMPLES = r"""
+- name: Back up one stream
+  natsops.jetstream.stream_backup:
+    servers: ["nats://nats1.example.com:4222"]
+    creds: /etc/nats/backup.creds
+    stream: ORDERS
+    path: /srv/backups/nats/ORDERS
+  delegate_to: localhost
+  run_once: true
+
+- name: Back up every stream of the account into a dated directory
+  natsops.jetstream.stream_backup:
+    context: prod
+    streams: all
+    path: "/srv/backups/nats/{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}"
+  delegate_to: localhost
+  run_once: true
+  register: backup
+
+- name: Back up the ORDERS and EVENTS streams, replacing an older backup at the same path
+  natsops.jetstream.stream_backup:
+    streams: [ORDERS, "EVENTS*"]
+    path: /srv/backups/nats/latest
+    force: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+path:
+  description: Where the backup is.
+  returned: always
+  type: str
+  sample: /srv/backups/nats/ORDERS
+backups:
+  description: One entry per stream backed up.
+  returned: success, when a backup was taken
+  type: list
+  elements: dict
+  contains:
+    stream:
+      description: Stream name.
+      type: str
+    path:
+      description: The stream's backup directory.
+      type: str
+    bytes:
+      description: Size of C(stream.tar.s2).
+      type: int
+    sha256:
+      description: sha256 of C(stream.tar.s2).
+      type: str
+    messages:
+      description: Messages in the stream when the snapshot was taken.
+      type: int
+    first_seq:
+      description: First sequence in the snapshot.
+      type: int
+    last_seq:
+      description: Last sequence in the snapshot.
+      type: int
+    consumers:
+      description: Names of the consumers whose positions were recorded.
+      type: list
+      elements: str
+    consumers_included:
+      description: Whether consumers were included (O(consumers)).
+      type: bool
+    chunks:
+      description: Chunks received.
+      type: int
+    duration:
+      description: Seconds the stream's backup took.
+      type: float
+    throughput_mib_s:
+      description: Backup speed of the stream's data, in MiB/s.
+      type: float
+  sample:
+    - stream: ORDERS
+      path: /srv/backups/nats/ORDERS
+      bytes: 1184166
+      sha256: 5f7c2e...
+      messages: 5000
+      first_seq: 1
+      last_seq: 5000
+      consumers: [ALL, NEW]
+      consumers_included: true
+      chunks: 10
+      duration: 0.12
+      throughput_mib_s: 9.4
+planned:
+  description: The streams that are (or, in check mode, would be) backed up, as the server reports them.
+  returned: always, except when a finished backup already exists at O(path)
+  type: list
+  elements: dict
+  sample:
+    - {stream: ORDERS, messages: 5000, bytes: 1184166, replicas: 3, consumers: 2}
+skipped:
+  description: Streams left out, with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {stream: CACHE, reason: memory storage}
+total_bytes:
+  description: Bytes written for all streams.
+  returned: success, when a backup was taken
+  type: int
+duration:
+  description: Seconds the whole backup took.
+  returned: success, when a backup was taken
+  type: float
+"""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
+    existing_backup,
+    plan_backup,
+    run_backup,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    nats_argument_spec,
+    nats_connection,
+    require_nats,
+    resolve_options,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
+    DEFAULT_CHUNK_SIZE,
+    SnapshotOptions,
+    validate_chunk_size,
+)
+
+
+async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    options = resolve_options(params)
+    validate_chunk_size(params["chunk_size"])
+    path = Path(params["path"])
+    found = existing_backup(path, single=bool(params["stream"]))
+    if found == "other" and not params["force"]:
+        raise NatsOpsError(
+            f"{path} exists and is not a finished backup of this kind; it was left untouched. "
+            "Choose another path, remove it, or set force: true to replace it"
+        )
+    if found == "finished" and not params["force"]:
+        return {
+            "changed": False,
+            "path": str(path),
+            "skipped": [],
+            "msg": f"a finished backup already exists at {path}; set force: true to take a new one",
+        }
+
+    snapshot_options = SnapshotOptions(
+        consumers=params["consumers"],
+        check=params["check"],
+        chunk_size=params["chunk_size"],
+        window_size=params["window_size"],
+        stall_timeout=options["timeout"],
+    )
+    async with nats_connection(options) as connection:
+        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+        plan = await plan_backup(api, path, params["stream"], params["streams"])
+        result: dict[str, Any] = {
+            "changed": True,
+            "path": str(path),
+            "planned": plan.summary(),
+            "skipped": plan.skipped,
+            "warnings": list(plan.warnings),
+        }
+        if check_mode:
+            return result
+        started = time.monotonic()
+        backups = await run_backup(connection, api, plan, snapshot_options, params["parallel"], params["force"])
+    result["backups"] = [backup.as_dict() for backup in backups]
+    result["warnings"] += [warning for backup in backups for warning in backup.warnings]
+    result["total_bytes"] = sum(backup.bytes for backup in backups)
+    result["duration"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=nats_argument_spec(
+            stream={"type": "str"},
+            streams={"type": "list", "elements": "str"},
+            path={"type": "path", "required": True},
+            force={"type": "bool", "default": False},
+            consumers={"type": "bool", "default": True},
+            check={"type": "bool", "default": False},
+            chunk_size={"type": "int", "default": DEFAULT_CHUNK_SIZE},
+            window_size={"type": "int"},
+            parallel={"type": "int", "default": 4},
+        ),
+        mutually_exclusive=[("stream", "streams")],
+        required_one_of=[("stream", "streams")],
+        supports_check_mode=True,
+    )
+    require_nats(module)
+    try:
+        result = asyncio.run(back_up(module.params, module.check_mode))
+    except NatsOpsError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

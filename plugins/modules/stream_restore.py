@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stream_restore
+short_description: Restore JetStream streams from backups made by this collection or the C(nats) CLI
+version_added: 0.1.0
+description:
+  - Restores the stream backup at O(path) (C(backup.json) and C(stream.tar.s2), as C(nats stream backup) or
+    M(natsops.jetstream.stream_backup) write them), or every stream of an account backup (one such directory
+    per stream, as C(nats account backup) writes them), optionally only those named in O(streams).
+  - Every backup is checked before any server is touched. With a C(manifest.json) (written by
+    M(natsops.jetstream.stream_backup)) the size and sha256 of each file must match; without one (a C(nats) CLI
+    backup) C(backup.json) must be whole and C(stream.tar.s2) a complete S2 stream. A damaged or truncated
+    backup is refused and nothing is created.
+  - Restores to the same or another server or cluster; O(replicas), O(cluster) and O(tags) override the
+    backup's replication and placement (for example an R3 backup into a single server with O(replicas=1)).
+  - After each restore, the stream's state is compared with C(backup.json) (messages, first and last
+    sequence) and, for backups with a manifest, with the consumers and their positions recorded there. A
+    mismatch fails the task and removes the restored stream.
+  - On any failure, a stream that this restore created is deleted (a failed clustered restore can leave a
+    dead stream behind); a stream that existed before is never touched, except with O(if_exists=replace).
+options:
+  path:
+    description:
+      - Backup directory of one stream, or of an account, on the host that runs the module.
+    type: path
+    required: true
+  streams:
+    description:
+      - Restore only these streams of an account backup, by name or shell-style pattern.
+      - A name without pattern characters that the backup does not hold is an error.
+    type: list
+    elements: str
+  if_exists:
+    description:
+      - What to do when a stream of the same name already exists on the server.
+      - V(fail) refuses the whole restore, naming the streams, before anything is restored.
+      - V(skip) keeps the existing stream and restores the others.
+      - V(replace) deletes the existing stream and restores the backup in its place, only after the backup
+        has been verified. B(The existing stream's data is lost), including messages newer than the backup,
+        and if the restore then fails, neither the old nor the new stream is left.
+    type: str
+    choices: [fail, skip, replace]
+    default: fail
+  replicas:
+    description:
+      - Number of replicas of the restored streams, instead of the backup's.
+      - Use V(1) to restore into a server that is not clustered.
+    type: int
+  cluster:
+    description:
+      - Place the restored streams in this cluster (placement C(cluster)), instead of the backup's placement.
+    type: str
+  tags:
+    description:
+      - Place the restored streams on servers with these tags (placement C(tags)), instead of the backup's.
+    type: list
+    elements: str
+  chunk_size:
+    description:
+      - Bytes sent per request. Capped to the server's C(max_payload). Larger chunks restore faster
+        (natscli sends 64 KiB).
+    type: int
+    default: 1048576
+  parallel:
+    description:
+      - How many streams to restore at the same time.
+    type: int
+    default: 4
+extends_documentation_fragment:
+  - natsops.jetstream.connection
+  - natsops.jetstream.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Verifies the backups and reports what would be restored, skipped or replaced; touches no server state.
+  diff_mode:
+    support: none
+seealso:
+  - module: natsops.jetstream.stream_backup
+  - name: JetStream disaster recovery
+    description: The NATS documentation on backing up and restoring streams.
+    link: https://docs.nats.io/running-a-nats-service/nats_admin/jetstream_admin/disaster_recovery
+author:
+  - natsops.jetstream contributors (@natsops)
+"""
+
+EXAMPLES = r"""
+- name: Restore one stream into the cluster it came from
+  natsops.jetstream.stream_restore:
+    servers: ["nats://nats1.example.com:4222"]
+    creds: /etc/nats/admin.creds
+    path: /srv/backups/nats/ORDERS
+  delegate_to: localhost
+  run_once: true
+
+- name: Restore an R3 account backup into a single test server
+  natsops.jetstream.stream_restore:
+    servers: ["nats://127.0.0.1:4222"]
+    path: /srv/backups/nats/20261122T020000Z
+    replicas: 1
+    if_exists: skip
+  delegate_to: localhost
+
+- name: Restore only the ORDERS streams into the east cluster
+  natsops.jetstream.stream_restore:
+    context: prod
+    path: /srv/backups/nats/20261122T020000Z
+    streams: ["ORDERS*"]
+    cluster: east
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+restored:
+  description: One entry per stream restored (or replaced).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    stream:
+      description: Stream name.
+      type: str
+    action:
+      description: V(restored) or V(replaced).
+      type: str
+    path:
+      description: The stream's backup directory.
+      type: str
+    bytes:
+      description: Bytes of backup data sent.
+      type: int
+    duration:
+      description: Seconds the stream's restore took.
+      type: float
+    throughput_mib_s:
+      description: Restore speed in MiB/s.
+      type: float
+    replicas:
+      description: Replicas of the restored stream.
+      type: int
+    placement:
+      description: Placement of the restored stream, if any.
+      type: dict
+    verification:
+      description: The state expected from the backup, the state found after the restore, and whether they match.
+      type: dict
+    backup_check:
+      description: How the backup was checked before the restore (V(sha256) with a manifest, V(s2-framing) without).
+      type: dict
+  sample:
+    - stream: ORDERS
+      action: restored
+      bytes: 1184166
+      duration: 0.4
+      replicas: 3
+      verification:
+        expected: {messages: 5000, first_seq: 1, last_seq: 5000, consumers: [ALL, NEW]}
+        actual: {messages: 5000, first_seq: 1, last_seq: 5000, consumers: [ALL, NEW]}
+        match: true
+planned:
+  description: What is (or, in check mode, would be) done per stream of the backup.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {stream: ORDERS, action: restore, messages: 5000, exists: false}
+    - {stream: EVENTS, action: skip, messages: 3000, exists: true}
+skipped:
+  description: Streams not restored because they exist and O(if_exists=skip).
+  returned: always
+  type: list
+  elements: str
+failures:
+  description: Streams whose restore failed, with the reason (the task then fails).
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    nats_argument_spec,
+    nats_connection,
+    require_nats,
+    resolve_options,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
+    DEFAULT_RESTORE_CHUNK,
+    IF_EXISTS_CHOICES,
+    RestoreOptions,
+    existing_streams,
+    find_backups,
+    plan_actions,
+    restore_many,
+    verify_backups,
+)
+
+
+async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    options = resolve_options(params)
+    backups = find_backups(Path(params["path"]), params["streams"])
+    verify_backups(backups)
+    restore_options = RestoreOptions(
+        replicas=params["replicas"],
+        cluster=params["cluster"],
+        tags=params["tags"],
+        if_exists=params["if_exists"],
+        chunk_size=params["chunk_size"],
+        chunk_timeout=options["timeout"],
+    )
+    async with nats_connection(options) as connection:
+        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+        existing = await existing_streams(api, backups)
+        actions = plan_actions(backups, existing, params["if_exists"])
+        result: dict[str, Any] = {
+            "planned": [
+                {
+                    "stream": item.name,
+                    "action": actions[item.name],
+                    "messages": int(item.backup["state"].get("messages") or 0),
+                    "exists": item.name in existing,
+                }
+                for item in backups
+            ],
+            "skipped": sorted(name for name, action in actions.items() if action == "skip"),
+            "restored": [],
+        }
+        result["changed"] = any(action != "skip" for action in actions.values())
+        if check_mode:
+            return result
+        restored, failed = await restore_many(connection, api, backups, actions, restore_options, params["parallel"])
+    result["restored"] = restored
+    if failed:
+        reasons = "; ".join(f"{failure['stream']}: {failure['msg']}" for failure in failed)
+        raise NatsOpsError(f"restore failed for {len(failed)} stream(s): {reasons}", failures=failed, **result)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=nats_argument_spec(
+            path={"type": "path", "required": True},
+            streams={"type": "list", "elements": "str"},
+            if_exists={"type": "str", "choices": list(IF_EXISTS_CHOICES), "default": "fail"},
+            replicas={"type": "int"},
+            cluster={"type": "str"},
+            tags={"type": "list", "elements": "str"},
+            chunk_size={"type": "int", "default": DEFAULT_RESTORE_CHUNK},
+            parallel={"type": "int", "default": 4},
+        ),
+        supports_check_mode=True,
+    )
+    require_nats(module)
+    try:
+        result = asyncio.run(restore(module.params, module.check_mode))
+    except NatsOpsError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Pytest set-up shared by every test.
+
+Modules import their utils as ``ansible_collections.natsops.jetstream...``, so the repository is
+exposed under that name through a symlink in ``.build/collections`` before anything is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS_ROOT = REPO_ROOT / ".build" / "collections"
+
+
+def _expose_collection() -> None:
+    link = COLLECTIONS_ROOT / "ansible_collections" / "natsops" / "jetstream"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(REPO_ROOT, target_is_directory=True)
+    if str(COLLECTIONS_ROOT) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_ROOT))
+    os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_ROOT))
+
+
+_expose_collection()
+
+from support.fixtures import *  # noqa: E402,F403  (pytest fixtures: real nats-server processes)
