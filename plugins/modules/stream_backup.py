@@ -191,7 +191,7 @@ planned:
   elements: dict
   sample:
     - {stream: ORDERS, messages: 5000, bytes: 1184166, replicas: 3, consumers: 2}
-skipped:
+skipped_streams:
   description: Streams left out, with the reason.
   returned: always
   type: list
@@ -248,7 +248,7 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         return {
             "changed": False,
             "path": str(path),
-            "skipped": [],
+            "skipped_streams": [],
             "msg": f"a finished backup already exists at {path}; set force: true to take a new one",
         }
 
@@ -266,7 +266,7 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             "changed": True,
             "path": str(path),
             "planned": plan.summary(),
-            "skipped": plan.skipped,
+            "skipped_streams": plan.skipped,
             "warnings": list(plan.warnings),
         }
         if check_mode:

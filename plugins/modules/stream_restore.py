@@ -170,7 +170,7 @@ planned:
   sample:
     - {stream: ORDERS, action: restore, messages: 5000, exists: false}
     - {stream: EVENTS, action: skip, messages: 3000, exists: true}
-skipped:
+skipped_streams:
   description: Streams not restored because they exist and O(if_exists=skip).
   returned: always
   type: list
@@ -233,7 +233,7 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
                 }
                 for item in backups
             ],
-            "skipped": sorted(name for name, action in actions.items() if action == "skip"),
+            "skipped_streams": sorted(name for name, action in actions.items() if action == "skip"),
             "restored": [],
         }
         result["changed"] = any(action != "skip" for action in actions.values())

@@ -1,0 +1,184 @@
+"""Test data helpers over the raw JetStream API: make streams and consumers, and read them back exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+from typing import Any
+
+import nats
+
+
+async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict:
+    reply = await nc.request(f"$JS.API.{suffix}", json.dumps(body or {}).encode(), timeout=timeout)
+    data = json.loads(reply.data)
+    if data.get("error"):
+        raise RuntimeError(f"{suffix}: {data['error']}")
+    return data
+
+
+async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
+    config = {"name": name, "subjects": [f"{name}.>"], "storage": "file", "num_replicas": 1, **config}
+    return await js_request(nc, f"STREAM.CREATE.{name}", config)
+
+
+async def stream_info(nc: Any, name: str) -> dict[str, Any] | None:
+    reply = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=10)
+    data = json.loads(reply.data)
+    if data.get("error"):
+        if data["error"].get("err_code") == 10059:
+            return None
+        raise RuntimeError(f"STREAM.INFO.{name}: {data['error']}")
+    return data
+
+
+async def publish(
+    nc: Any,
+    subject: str,
+    count: int,
+    size: int = 100,
+    with_headers_every: int = 0,
+    payload: bytes | None = None,
+) -> None:
+    """Publish with JetStream acks, so every message is stored when this returns."""
+    js = nc.jetstream(timeout=10)
+    rng = random.Random(count * 7919 + size)
+    for index in range(count):
+        data = payload if payload is not None else rng.randbytes(size // 2) + b"x" * (size - size // 2)
+        headers = None
+        if with_headers_every and index % with_headers_every == 0:
+            headers = {"Nats-Msg-Id": f"{subject}-{index}", "X-Tenant": f"t{index % 7}"}
+        await js.publish(subject, data, headers=headers)
+
+
+async def create_durable(nc: Any, stream: str, name: str, **config: Any) -> dict[str, Any]:
+    config = {"durable_name": name, "ack_policy": "explicit", **config}
+    return await js_request(nc, f"CONSUMER.CREATE.{stream}.{name}", {"stream_name": stream, "config": config})
+
+
+async def consume_and_ack(nc: Any, stream: str, durable: str, fetch: int, ack: int) -> None:
+    """Fetch ``fetch`` messages from a pull consumer and ack the first ``ack`` of them."""
+    js = nc.jetstream(timeout=10)
+    subscription = await js.pull_subscribe_bind(durable, stream)
+    messages = []
+    while len(messages) < fetch:
+        messages += await subscription.fetch(min(256, fetch - len(messages)), timeout=10)
+    for message in messages[:ack]:
+        await message.ack_sync()
+
+
+async def consumer_positions(nc: Any, stream: str) -> dict[str, list[int]]:
+    """As the compatibility fixture records them: [delivered, ack floor, pending, ack pending]."""
+    data = await js_request(nc, f"CONSUMER.LIST.{stream}")
+    return {
+        info["name"]: [
+            info["delivered"]["stream_seq"],
+            info["ack_floor"]["stream_seq"],
+            info["num_pending"],
+            info["num_ack_pending"],
+        ]
+        for info in data.get("consumers") or []
+    }
+
+
+async def messages(nc: Any, stream: str) -> list[dict[str, Any]]:
+    """Every message of the stream by direct get: seq, subject, headers, data, timestamp."""
+    info = await stream_info(nc, stream)
+    assert info is not None, f"stream {stream} is missing"
+    found = []
+    for seq in range(info["state"]["first_seq"], info["state"]["last_seq"] + 1):
+        reply = await nc.request(f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps({"seq": seq}).encode(), timeout=10)
+        data = json.loads(reply.data)
+        if data.get("error"):
+            continue  # deleted or expired sequence
+        found.append(data["message"])
+    return found
+
+
+async def stream_digest(nc: Any, stream: str) -> str:
+    """sha256 over every message's [seq, subject, hdrs, data, time], as the fixture's expected.json has it."""
+    digest = hashlib.sha256()
+    for message in await messages(nc, stream):
+        record = [message["seq"], message["subject"], message.get("hdrs"), message.get("data"), message["time"]]
+        digest.update(json.dumps(record, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+async def snapshot_of(nc: Any, stream: str) -> dict[str, Any]:
+    """Everything a faithful restore must give back: the messages' digest, state and consumer positions."""
+    info = await stream_info(nc, stream)
+    assert info is not None
+    state = info["state"]
+    return {
+        "digest": await stream_digest(nc, stream),
+        "messages": state["messages"],
+        "first_seq": state["first_seq"],
+        "last_seq": state["last_seq"],
+        "consumers": await consumer_positions(nc, stream),
+    }
+
+
+def random_payload(size: int) -> bytes:
+    return os.urandom(size)
+
+
+async def connect(url: str | list[str], user: str, password: str) -> Any:
+    return await nats.connect(url, user=user, password=password, connect_timeout=5, allow_reconnect=False)
+
+
+class SyncJs:
+    """Blocking access to one server or cluster as the APP account: each call is one short connection.
+
+    Tests stay synchronous because the modules under test run their own event loop (asyncio.run).
+    """
+
+    def __init__(self, urls: list[str], user: str, password: str) -> None:
+        self.urls = list(urls)
+        self.user = user
+        self.password = password
+
+    def _run(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        async def session() -> Any:
+            nc = await connect(self.urls, self.user, self.password)
+            try:
+                return await operation(nc, *args, **kwargs)
+            finally:
+                await nc.close()
+
+        return asyncio.run(session())
+
+    def request(self, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        return self._run(js_request, suffix, body, timeout)
+
+    def create_stream(self, name: str, **config: Any) -> dict[str, Any]:
+        return self._run(create_stream, name, **config)
+
+    def delete_stream(self, name: str) -> None:
+        self._run(js_request, f"STREAM.DELETE.{name}")
+
+    def stream_info(self, name: str) -> dict[str, Any] | None:
+        return self._run(stream_info, name)
+
+    def exists(self, name: str) -> bool:
+        return self.stream_info(name) is not None
+
+    def publish(self, subject: str, count: int, **kwargs: Any) -> None:
+        self._run(publish, subject, count, **kwargs)
+
+    def create_durable(self, stream: str, name: str, **config: Any) -> dict[str, Any]:
+        return self._run(create_durable, stream, name, **config)
+
+    def consume_and_ack(self, stream: str, durable: str, fetch: int, ack: int) -> None:
+        self._run(consume_and_ack, stream, durable, fetch, ack)
+
+    def snapshot_of(self, name: str) -> dict[str, Any]:
+        return self._run(snapshot_of, name)
+
+    def max_payload(self) -> int:
+        async def read(nc: Any) -> int:
+            return int(nc.max_payload)
+
+        return self._run(read)

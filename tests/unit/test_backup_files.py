@@ -1,0 +1,138 @@
+"""On-disk backups: layout detection, manifest checks, S2 framing and atomic directories."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ansible_collections.natsops.jetstream.plugins.module_utils import backup_files
+from ansible_collections.natsops.jetstream.plugins.module_utils.backup import existing_backup
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+
+FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "natscli-v0.4-server-2.15.1" / "account-backup"
+
+
+def make_stream_backup(directory: Path, data: bytes, with_manifest: bool = True) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "stream.tar.s2").write_bytes(data)
+    backup_bytes = backup_files.write_json(
+        directory / "backup.json", {"config": {"name": directory.name}, "state": {"messages": 1}}
+    )
+    if with_manifest:
+        backup_files.write_json(
+            directory / "manifest.json",
+            {
+                "format": backup_files.MANIFEST_FORMAT,
+                "format_version": 1,
+                "stream": directory.name,
+                "files": {
+                    "stream.tar.s2": {"size": len(data), "sha256": backup_files.sha256_bytes(data)},
+                    "backup.json": {"size": len(backup_bytes), "sha256": backup_files.sha256_bytes(backup_bytes)},
+                },
+            },
+        )
+    return directory
+
+
+def s2_stream(*bodies: bytes) -> bytes:
+    frames = [backup_files.S2_MAGIC]
+    for body in bodies:
+        frames.append(b"\x01" + len(body).to_bytes(3, "little") + body)
+    return b"".join(frames)
+
+
+def test_natscli_fixture_passes_framing_check():
+    for stream in ("ORDERS", "EVENTS"):
+        checked = backup_files.verify_stream_backup(FIXTURE / stream)
+        assert checked == {
+            "manifest": False,
+            "method": "s2-framing",
+            "size": (FIXTURE / stream / "stream.tar.s2").stat().st_size,
+        }
+
+
+def test_truncated_natscli_backup_is_refused(tmp_path):
+    copy = tmp_path / "ORDERS"
+    shutil.copytree(FIXTURE / "ORDERS", copy)
+    data = (copy / "stream.tar.s2").read_bytes()
+    (copy / "stream.tar.s2").write_bytes(data[: len(data) - 100])
+    with pytest.raises(NatsOpsError, match="truncated"):
+        backup_files.verify_stream_backup(copy)
+
+
+def test_foreign_file_is_not_an_s2_stream(tmp_path):
+    directory = make_stream_backup(tmp_path / "S", b"tar-not-s2", with_manifest=False)
+    with pytest.raises(NatsOpsError, match="not an S2 stream"):
+        backup_files.verify_stream_backup(directory)
+
+
+def test_manifest_catches_bit_flip_and_truncation(tmp_path):
+    data = s2_stream(b"a" * 1000, b"b" * 500)
+    directory = make_stream_backup(tmp_path / "S", data)
+    assert backup_files.verify_stream_backup(directory)["method"] == "sha256"
+
+    flipped = bytearray(data)
+    flipped[700] ^= 0x01
+    (directory / "stream.tar.s2").write_bytes(bytes(flipped))
+    with pytest.raises(NatsOpsError, match="sha256"):
+        backup_files.verify_stream_backup(directory)
+
+    (directory / "stream.tar.s2").write_bytes(data[:-10])
+    with pytest.raises(NatsOpsError, match="truncated or damaged"):
+        backup_files.verify_stream_backup(directory)
+
+
+def test_manifest_from_a_newer_collection_is_refused(tmp_path):
+    directory = make_stream_backup(tmp_path / "S", s2_stream(b"x"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(NatsOpsError, match="newer"):
+        backup_files.verify_stream_backup(directory)
+
+
+def test_missing_data_file_is_incomplete(tmp_path):
+    directory = make_stream_backup(tmp_path / "S", s2_stream(b"x"))
+    (directory / "stream.tar.s2").unlink()
+    with pytest.raises(NatsOpsError, match="incomplete"):
+        backup_files.verify_stream_backup(directory)
+
+
+def test_staged_directory_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "backup"
+    with pytest.raises(RuntimeError), backup_files.StagedDirectory(target) as staged:
+        (staged.path / "backup.json").write_text("{}")
+        raise RuntimeError("server died")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staged_directory_replaces_only_when_asked(tmp_path):
+    target = tmp_path / "backup"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(NatsOpsError), backup_files.StagedDirectory(target) as staged:
+        (staged.path / "new").write_text("new")
+        staged.commit(replace=False)
+    assert [p.name for p in target.iterdir()] == ["old"]
+    with backup_files.StagedDirectory(target) as staged:
+        (staged.path / "new").write_text("new")
+        staged.commit(replace=True)
+    assert [p.name for p in target.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["backup"]
+
+
+def test_existing_backup_kinds(tmp_path):
+    assert existing_backup(tmp_path / "none", single=True) == "absent"
+    single = make_stream_backup(tmp_path / "one" / "S", s2_stream(b"x")).parent / "S"
+    assert existing_backup(single, single=True) == "finished"
+    assert existing_backup(FIXTURE, single=False) == "finished"
+    assert existing_backup(FIXTURE, single=True) == "other"
+    account = tmp_path / "account"
+    shutil.copytree(FIXTURE, account)
+    (account / "notes.txt").write_text("an extra top-level file breaks nats account restore")
+    assert existing_backup(account, single=False) == "other"
+    half = make_stream_backup(tmp_path / "half" / "S", s2_stream(b"x" * 100))
+    (half / "stream.tar.s2").write_bytes(b"short")
+    assert existing_backup(half, single=True) == "other"
