@@ -26,4 +26,5 @@ def _expose_collection() -> None:
 
 _expose_collection()
 
-from support.fixtures import *  # noqa: E402,F403  (pytest fixtures: real nats-server processes)
+# Fixtures that start real nats-server processes.
+pytest_plugins = ["support.server_fixtures"]

@@ -19,8 +19,8 @@ options:
     description:
       - Name of a natscli context (C(nats context save NAME)), read from
         C(~/.config/nats/context/NAME.json) (or under E(XDG_CONFIG_HOME)) on the host that runs the module.
-      - The context fills in only the options that are not set on the task: URL, user, password, token,
-        creds, nkey, TLS files and JetStream domain.
+      - "The context fills in only the options that are not set on the task: URL, user, password, token,
+        creds, nkey, TLS files and JetStream domain."
       - If not set, the E(NATS_CONTEXT) environment variable is used.
     type: str
   user:
@@ -73,11 +73,11 @@ options:
         with domains.
     type: str
 requirements:
-  - nats-py >= 2.6 (C(pip install nats-py)), on the host that runs the module; usually the controller,
-    with C(delegate_to: localhost).
+  - "nats-py >= 2.6 (C(pip install nats-py)), on the host that runs the module; usually the controller,
+    with C(delegate_to: localhost)."
 notes:
-  - The module talks to NATS over the network, from the host that runs it. Run it where nats-py is installed
-    and the NATS servers are reachable, usually with C(delegate_to: localhost) and C(run_once: true).
+  - "The module talks to NATS over the network, from the host that runs it. Run it where nats-py is installed
+    and the NATS servers are reachable, usually with C(delegate_to: localhost) and C(run_once: true)."
   - Connection options can be set once for a play with C(module_defaults) and the action group
     C(group/natsops.jetstream.nats).
 """

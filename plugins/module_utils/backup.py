@@ -18,6 +18,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RESTORE_MARKER, is_unfinished_restore
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
     SnapshotOptions,
     SnapshotResult,
@@ -51,15 +52,20 @@ class BackupPlan:
         ]
 
 
-def _is_memory(info: dict[str, Any]) -> bool:
-    return info["config"].get("storage") == "memory"
-
-
-def _memory_reason(name: str) -> str:
-    return (
-        f"stream {name} uses memory storage, which JetStream snapshots do not support portably: "
-        "recreate it from its configuration instead"
-    )
+def _unsuitable(info: dict[str, Any]) -> tuple[str, str] | None:
+    """(short reason, explanation) when a stream must not be backed up, else None."""
+    name = info["config"]["name"]
+    if info["config"].get("storage") == "memory":
+        return "memory storage", (
+            f"stream {name} uses memory storage, which JetStream snapshots do not support portably: "
+            "recreate it from its configuration instead"
+        )
+    if is_unfinished_restore(info):
+        return "unfinished restore", (
+            f"stream {name} is what an interrupted restore left (metadata {RESTORE_MARKER[0]}={RESTORE_MARKER[1]}): "
+            "its data is partial; restore it again from its backup"
+        )
+    return None
 
 
 async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, patterns: list[str] | None) -> BackupPlan:
@@ -69,8 +75,9 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
             raise NatsOpsError(
                 f"stream {stream} not found in this account: check the name, the credentials' account and the domain"
             )
-        if _is_memory(info):
-            raise NatsOpsError(_memory_reason(stream))
+        unsuitable = _unsuitable(info)
+        if unsuitable:
+            raise NatsOpsError(unsuitable[1])
         return BackupPlan(path=path, single=True, streams=[info])
 
     wanted = [p for p in (patterns or []) if p]
@@ -86,9 +93,10 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
         chosen = sorted(name for name in by_name if any(fnmatch.fnmatchcase(name, p) for p in wanted))
     plan = BackupPlan(path=path, single=False, streams=[])
     for name in chosen:
-        if _is_memory(by_name[name]):
-            plan.skipped.append({"stream": name, "reason": "memory storage"})
-            plan.warnings.append(_memory_reason(name) + "; skipped")
+        unsuitable = _unsuitable(by_name[name])
+        if unsuitable:
+            plan.skipped.append({"stream": name, "reason": unsuitable[0]})
+            plan.warnings.append(unsuitable[1] + "; skipped")
         else:
             plan.streams.append(by_name[name])
     if not plan.streams:
@@ -140,7 +148,7 @@ async def _snapshot_many(
 
     tasks = [asyncio.ensure_future(one(info["config"]["name"])) for info in plan.streams]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             if task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]

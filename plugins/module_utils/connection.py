@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -166,8 +167,11 @@ class Connection:
         kwargs: dict[str, Any] = {
             "servers": options["servers"],
             "connect_timeout": options["connect_timeout"],
+            # One pass over the servers: a lost connection fails the operation instead of resuming
+            # it silently (a snapshot or restore cannot survive one). nats-py loops forever on 0.
             "allow_reconnect": False,
-            "max_reconnect_attempts": 0,
+            "max_reconnect_attempts": 1,
+            "reconnect_time_wait": 0.1,
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnect,
             "name": "natsops.jetstream",
@@ -182,8 +186,10 @@ class Connection:
             kwargs["user_credentials"] = options["creds"]
         if options.get("nkey"):
             kwargs["nkeys_seed"] = options["nkey"]
+        # A hard bound as well: nats-py's own retry logic has been known to loop.
+        limit = options["connect_timeout"] * (len(options["servers"]) + 1) + 1
         try:
-            self.client = await nats.connect(**kwargs)
+            self.client = await asyncio.wait_for(nats.connect(**kwargs), limit)
         except Exception as exc:  # nats-py raises many unrelated types here
             raise NatsOpsError(connect_failure_message(exc, options)) from None
 
@@ -204,6 +210,8 @@ def connect_failure_message(exc: BaseException, options: dict[str, Any]) -> str:
         )
     if isinstance(exc, ssl.SSLError) or "ssl" in lowered or "tls" in lowered:
         return f"cannot connect to NATS at {where}: TLS failed ({text}). Check tls_ca, tls_cert and tls_key."
+    if "NoServers" in text or "TimeoutError" in text:
+        text = "no server answered"
     return (
         f"cannot connect to NATS at {where} within {options['connect_timeout']}s ({text}). "
         "Check that the server runs and that servers/NATS_URL point at its client port."

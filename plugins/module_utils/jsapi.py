@@ -13,14 +13,18 @@ import json
 from typing import Any
 
 try:
+    from nats.errors import Error as NatsError
     from nats.errors import NoRespondersError
     from nats.errors import TimeoutError as NatsTimeoutError
 except ImportError:  # reported by connection.require_nats()
 
-    class NoRespondersError(Exception):  # type: ignore[no-redef]
+    class NatsError(Exception):  # type: ignore[no-redef]
         pass
 
-    class NatsTimeoutError(Exception):  # type: ignore[no-redef]
+    class NoRespondersError(NatsError):  # type: ignore[no-redef]
+        pass
+
+    class NatsTimeoutError(NatsError):  # type: ignore[no-redef]
         pass
 
 
@@ -79,6 +83,12 @@ class JetStreamApi:
         self.timeout = timeout
         self._account_info: dict[str, Any] | None = None
 
+    def using(self, client: Any) -> JetStreamApi:
+        """The same API (prefix, timeout) over another connection."""
+        other = JetStreamApi(client, timeout=self.timeout)
+        other.prefix = self.prefix
+        return other
+
     def subject(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}"
 
@@ -98,6 +108,8 @@ class JetStreamApi:
                 f"JetStream API {subject} did not answer within {wait}s: in a cluster this means the stream has "
                 "no leader or does not exist, or the meta group has no leader; raise timeout if the server is busy"
             ) from None
+        except NatsError as exc:
+            raise NatsOpsError(f"JetStream API {subject} failed: {describe_client_error(exc)}") from None
         try:
             data = json.loads(reply.data)
         except ValueError:
@@ -160,3 +172,26 @@ def consumer_position(info: dict[str, Any]) -> dict[str, int]:
         "num_pending": int(info.get("num_pending") or 0),
         "num_ack_pending": int(info.get("num_ack_pending") or 0),
     }
+
+
+def consumer_progress(positions: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """What a restore must keep of each consumer: its ack floor and how many messages it has not acked.
+
+    A clustered restore may return delivered-but-unacked messages to pending (they are redelivered),
+    so the delivered sequence itself is not compared.
+    """
+    return {
+        name: {
+            "ack_floor_stream_seq": position["ack_floor_stream_seq"],
+            "unacked": position["num_pending"] + position["num_ack_pending"],
+        }
+        for name, position in positions.items()
+    }
+
+
+def describe_client_error(exc: BaseException) -> str:
+    """nats-py errors often have empty messages: name the condition instead."""
+    name = type(exc).__name__
+    if "ConnectionClosed" in name or "StaleConnection" in name or "ConnectionDraining" in name:
+        return "the connection to the server was lost"
+    return str(exc) or name

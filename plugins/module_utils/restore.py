@@ -27,12 +27,15 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     stream_dirs_of_account_backup,
     verify_stream_backup,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, nats_connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     STREAM_NAME_IN_USE,
+    STREAM_NOT_FOUND,
     JetStreamApi,
     JetStreamApiError,
+    consumer_progress,
+    describe_client_error,
 )
 
 try:
@@ -44,6 +47,10 @@ except ImportError:  # reported by connection.require_nats()
 
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
+# A stream is restored with this metadata and loses it once verified. A stream that still has it is
+# what a restore left when it was cut short (a standalone server killed mid-restore keeps such a
+# half-made stream): a later restore replaces it whatever if_exists says.
+RESTORE_MARKER = ("natsops.jetstream.restore", "incomplete")
 IF_EXISTS_CHOICES = ("fail", "skip", "replace")
 MIB = 1024 * 1024
 
@@ -82,7 +89,8 @@ def find_backups(path: Path, patterns: list[str] | None = None) -> list[StreamBa
         directories = [path]
     else:
         directories = stream_dirs_of_account_backup(path)
-        if not directories or not all(is_stream_backup(entry) for entry in directories):
+        stray_files = [entry for entry in path.iterdir() if not entry.is_dir() and not entry.name.startswith(".")]
+        if stray_files or not directories or not all(is_stream_backup(entry) for entry in directories):
             raise NatsOpsError(
                 f"{path} is neither a stream backup (backup.json + stream.tar.s2) nor an account backup "
                 "(one such directory per stream, and nothing else)"
@@ -125,6 +133,20 @@ def restore_config(item: StreamBackup, options: RestoreOptions) -> dict[str, Any
         config["placement"] = {key: value for key, value in placement.items() if value}
         if not config["placement"]:
             config.pop("placement")
+    config["metadata"] = {**(config.get("metadata") or {}), RESTORE_MARKER[0]: RESTORE_MARKER[1]}
+    return config
+
+
+def is_unfinished_restore(info: dict[str, Any]) -> bool:
+    metadata = (info.get("config") or {}).get("metadata") or {}
+    return metadata.get(RESTORE_MARKER[0]) == RESTORE_MARKER[1]
+
+
+def without_marker(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    metadata = config.get("metadata") or {}
+    metadata.pop(RESTORE_MARKER[0], None)
+    config["metadata"] = metadata
     return config
 
 
@@ -135,8 +157,14 @@ async def existing_streams(api: JetStreamApi, backups: list[StreamBackup]) -> di
 
 
 def plan_actions(backups: list[StreamBackup], existing: dict[str, Any], if_exists: str) -> dict[str, str]:
-    """``restore``, ``skip`` or ``replace`` per stream; refuses before anything is touched."""
-    clashes = sorted(name for name in existing if name in {item.name for item in backups})
+    """What to do per stream, decided before anything is touched.
+
+    ``restore`` (absent), ``skip`` or ``replace`` (exists, per if_exists), ``redo`` (an unfinished
+    restore left it: replaced whatever if_exists says). With if_exists fail, any other clash refuses all.
+    """
+    names = {item.name for item in backups}
+    unfinished = {name for name, info in existing.items() if name in names and is_unfinished_restore(info)}
+    clashes = sorted(name for name in existing if name in names and name not in unfinished)
     if clashes and if_exists == "fail":
         raise NatsOpsError(
             f"stream {', '.join(clashes)} already exists on the server; nothing was restored. "
@@ -145,7 +173,9 @@ def plan_actions(backups: list[StreamBackup], existing: dict[str, Any], if_exist
         )
     actions = {}
     for item in backups:
-        if item.name not in existing:
+        if item.name in unfinished:
+            actions[item.name] = "redo"
+        elif item.name not in existing:
             actions[item.name] = "restore"
         else:
             actions[item.name] = "skip" if if_exists == "skip" else "replace"
@@ -164,7 +194,7 @@ def expected_state(item: StreamBackup) -> dict[str, Any]:
     if item.manifest and item.manifest.get("consumers_included"):
         positions = item.manifest.get("consumers") or {}
         expected["consumers"] = sorted(positions)
-        expected["consumer_positions"] = positions
+        expected["consumer_progress"] = consumer_progress(positions)
     return expected
 
 
@@ -175,11 +205,14 @@ def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
 
 
 async def restore_stream(
-    connection: Connection, api: JetStreamApi, item: StreamBackup, options: RestoreOptions, replace: bool
+    connection: Connection, api: JetStreamApi, item: StreamBackup, options: RestoreOptions, action: str
 ) -> dict[str, Any]:
-    """Restore one verified backup; on failure delete the stream only if this call created it."""
+    """Restore one verified backup; on failure delete the stream only if this call created it.
+
+    ``action`` is ``restore``, or ``replace``/``redo`` to delete the existing stream first.
+    """
     started = time.monotonic()
-    if replace:
+    if action in ("replace", "redo"):
         await api.delete_stream(item.name)
     config = restore_config(item, options)
     created = False
@@ -200,12 +233,8 @@ async def restore_stream(
             raise
         created = True
         final = await _send_data(connection, api, item, reply["deliver_subject"], options)
-        actual = _restored_state(final)
         expected = expected_state(item)
-        positions = await api.consumer_positions(item.name)
-        actual["consumers"] = sorted(positions)
-        if "consumer_positions" in expected:
-            actual["consumer_positions"] = positions
+        actual = await _observed_state(api, item.name, final, expected)
         mismatches = compare(expected, actual)
         if mismatches:
             raise NatsOpsError(
@@ -214,16 +243,23 @@ async def restore_stream(
                 expected=expected,
                 actual=actual,
             )
+        await api.request(f"STREAM.UPDATE.{item.name}", without_marker(final.get("config") or config))
+    except NatsOpsError as exc:
+        if created:
+            leftover = await _remove_created_stream(connection, api, item.name)
+            if leftover:
+                raise NatsOpsError(f"{exc.msg}; {leftover}", **exc.details) from None
+        raise
     except BaseException:
         if created:
-            await _delete_if_present(api, item.name)
+            await _remove_created_stream(connection, api, item.name)
         raise
     duration = time.monotonic() - started
     size = item.data_path.stat().st_size
     return {
         "stream": item.name,
         "path": str(item.directory),
-        "action": "replaced" if replace else "restored",
+        "action": {"replace": "replaced", "redo": "redone"}.get(action, "restored"),
         "bytes": size,
         "duration": round(duration, 3),
         "throughput_mib_s": round(size / MIB / duration, 2) if duration > 0 else 0.0,
@@ -234,13 +270,29 @@ async def restore_stream(
     }
 
 
-def _restored_state(final: dict[str, Any]) -> dict[str, Any]:
+async def _observed_state(
+    api: JetStreamApi, stream: str, final: dict[str, Any], expected: dict[str, Any]
+) -> dict[str, Any]:
+    """The restored stream's state as the final reply gives it, and its consumers.
+
+    In a cluster the consumers' Raft groups form after the stream's, so their absence is retried for up
+    to the request timeout before it counts as a mismatch.
+    """
     state = final.get("state") or {}
-    return {
+    observed: dict[str, Any] = {
         "messages": int(state.get("messages") or 0),
         "first_seq": int(state.get("first_seq") or 0),
         "last_seq": int(state.get("last_seq") or 0),
     }
+    deadline = time.monotonic() + api.timeout
+    while True:
+        positions = await api.consumer_positions(stream)
+        observed["consumers"] = sorted(positions)
+        if "consumer_progress" in expected:
+            observed["consumer_progress"] = consumer_progress(positions)
+        if not compare(expected, observed) or time.monotonic() >= deadline:
+            return observed
+        await asyncio.sleep(0.2)
 
 
 async def _send_data(
@@ -284,7 +336,7 @@ def _parse_reply(stream: str, data: bytes, final: bool) -> dict[str, Any]:
 def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, asyncio.TimeoutError) or "timeout" in type(exc).__name__.lower():
         return f"no answer within {timeout}s (the stream leader may have gone away)"
-    return str(exc) or type(exc).__name__
+    return describe_client_error(exc)
 
 
 def _send_failure(connection: Connection, stream: str, phase: str, exc: BaseException) -> NatsOpsError:
@@ -293,13 +345,46 @@ def _send_failure(connection: Connection, stream: str, phase: str, exc: BaseExce
     return NatsOpsError(f"restore of {stream} failed while {phase}: {_describe(exc, 0)}")
 
 
-async def _delete_if_present(api: JetStreamApi, stream: str) -> None:
-    """Remove a half-made stream this restore created (a clustered restore can leave one behind)."""
-    try:
-        if await api.stream_info(stream) is not None:
+async def _remove_created_stream(connection: Connection, api: JetStreamApi, stream: str) -> str | None:
+    """Delete a half-made stream this restore created; say what to do if that fails.
+
+    The delete goes straight to the meta leader: asking for the stream's info first would time out
+    while the stream has no leader (a failed clustered restore can leave such a dead stream). If the
+    server this run was connected to is the one that died, another of ``servers`` is tried.
+    """
+    problem = await _delete_created(api, stream)
+    if problem and (connection.disconnected or connection.client.is_closed):
+        try:
+            async with nats_connection(connection.options) as fresh:
+                problem = await _delete_created(api.using(fresh.client), stream)
+        except NatsOpsError as exc:
+            problem = exc.msg
+    if problem is None:
+        return None
+    return (
+        f"the half-made stream {stream} this restore created could not be removed ({problem}): "
+        f"check it with 'nats stream info {stream}' and delete it with 'nats stream rm {stream}'"
+    )
+
+
+async def _delete_created(api: JetStreamApi, stream: str) -> str | None:
+    """Delete the stream, retrying while the cluster settles; None on success, else the last problem."""
+    deadline = time.monotonic() + max(api.timeout, 10.0)
+    problem = "no answer"
+    while time.monotonic() < deadline:
+        try:
             await api.delete_stream(stream)
-    except Exception:  # the connection may be gone; the original error is what matters
-        pass
+            return None
+        except JetStreamApiError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                return None
+            problem = exc.msg
+        except NatsOpsError as exc:
+            problem = exc.msg
+            if api.client.is_closed:
+                break
+        await asyncio.sleep(0.5)
+    return problem
 
 
 async def restore_many(
@@ -318,7 +403,7 @@ async def restore_many(
     async def one(item: StreamBackup) -> None:
         async with limit:
             try:
-                results.append(await restore_stream(connection, api, item, options, actions[item.name] == "replace"))
+                results.append(await restore_stream(connection, api, item, options, actions[item.name]))
             except NatsOpsError as exc:
                 failures.append({"stream": item.name, "msg": exc.msg, **exc.details})
 

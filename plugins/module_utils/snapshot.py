@@ -145,8 +145,15 @@ async def snapshot_stream(
         request["deliver_subject"] = inbox
         reply_timeout = options.check_timeout if options.check else api.timeout
         reply = await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=reply_timeout)
+        # Consumer positions are read while the chunks flow: a slow answer must not stall the acks.
         positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
-        chunks = await _receive_chunks(connection, subscription, writer, stream, options.stall_timeout)
+        try:
+            chunks = await _receive_chunks(connection, subscription, writer, stream, options.stall_timeout)
+        except BaseException:
+            if positions_task is not None:
+                positions_task.cancel()
+                await asyncio.gather(positions_task, return_exceptions=True)
+            raise
         writer.close()
         positions: dict[str, dict[str, int]] = {}
         if positions_task is not None:
@@ -241,7 +248,10 @@ async def _receive_chunks(
                     "retry the backup"
                 )
             expected_index += 1
-            await client.publish(msg.reply, b"")
+            try:
+                await client.publish(msg.reply, b"")
+            except Exception as exc:
+                raise _receive_failure(connection, stream, stall_timeout, exc) from None
         else:
             saw_partial = True
         writer.write(data)

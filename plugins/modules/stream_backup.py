@@ -19,14 +19,15 @@ description:
     Beside it, C(manifest.json) records sha256 checksums and sizes of both files, consumer positions, the
     server's version and API level, the times and the collection version. M(natsops.jetstream.stream_restore)
     checks it before touching a server; the C(nats) CLI ignores it.
-  - The data is streamed to disk as it arrives: memory use does not grow with the size of the stream.
+  - The data is streamed to disk as it arrives, so memory use does not grow with the size of the stream.
   - The backup is written under a hidden temporary name and renamed to O(path) only when every stream is
     complete and checksummed. On any failure (a dropped chunk, an error from the server, a stall, a lost
     connection) nothing is left at O(path).
   - If O(path) already holds a finished backup, nothing is done (C(changed=false)) unless O(force=true).
     If it holds anything else, the module fails and leaves it alone.
-  - Streams with memory storage cannot be backed up this way. Naming one in O(stream) fails; with O(streams)
-    they are skipped with a warning.
+  - Streams with memory storage cannot be backed up this way, nor streams that an interrupted
+    M(natsops.jetstream.stream_restore) left half-made (their data is partial). Naming one in O(stream) fails;
+    with O(streams) they are skipped with a warning.
 options:
   stream:
     description:
@@ -78,6 +79,7 @@ options:
     type: int
     default: 4
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - natsops.jetstream.connection
   - natsops.jetstream.attributes
 attributes:

@@ -23,6 +23,10 @@ description:
     mismatch fails the task and removes the restored stream.
   - On any failure, a stream that this restore created is deleted (a failed clustered restore can leave a
     dead stream behind); a stream that existed before is never touched, except with O(if_exists=replace).
+  - "Each stream is restored with the metadata C(natsops.jetstream.restore: incomplete), removed once the
+    stream has been verified. If the server dies mid-restore (a standalone server keeps the half-made
+    stream), the stream keeps that mark, and the next run of this module replaces it from the backup
+    whatever O(if_exists) says, with a warning. Do not run two restores of the same stream at once."
 options:
   path:
     description:
@@ -72,6 +76,7 @@ options:
     type: int
     default: 4
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - natsops.jetstream.connection
   - natsops.jetstream.attributes
 attributes:
@@ -126,7 +131,7 @@ restored:
       description: Stream name.
       type: str
     action:
-      description: V(restored) or V(replaced).
+      description: V(restored), V(replaced), or V(redone) (an unfinished earlier restore was replaced).
       type: str
     path:
       description: The stream's backup directory.
@@ -237,6 +242,11 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             "restored": [],
         }
         result["changed"] = any(action != "skip" for action in actions.values())
+        result["warnings"] = [
+            f"stream {name} is what an earlier restore left unfinished; it will be replaced from the backup"
+            for name, action in sorted(actions.items())
+            if action == "redo"
+        ]
         if check_mode:
             return result
         restored, failed = await restore_many(connection, api, backups, actions, restore_options, params["parallel"])
@@ -266,6 +276,8 @@ def main() -> None:
         result = asyncio.run(restore(module.params, module.check_mode))
     except NatsOpsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import MANIFEST_FORMAT
 from support.modules import ModuleFailed, run_module
-from support.nats_servers import APP_PASSWORD, APP_USER
+from support.servers import APP_PASSWORD, APP_USER
 from support.streams import SyncJs, random_payload
 from support.threads import Outcome
 
@@ -38,6 +38,15 @@ def make_orders(server: Any, name: str, replicas: int = 1, count: int = 300) -> 
     client.create_durable(name, "NEW", filter_subject=f"{name}.new")
     client.consume_and_ack(name, "ALL", fetch=min(120, count), ack=min(100, count))
     return client.snapshot_of(name)
+
+
+def progress(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot with each consumer reduced to [ack floor, unacked]: what a clustered restore keeps.
+
+    A clustered restore returns delivered-but-unacked messages to pending (they are redelivered).
+    """
+    consumers = {name: [p[1], p[2] + p[3]] for name, p in snapshot["consumers"].items()}
+    return {**snapshot, "consumers": consumers}
 
 
 def leftovers(path: Path) -> list[str]:
@@ -100,7 +109,12 @@ def test_round_trip_keeps_messages_headers_and_consumer_positions(topology, requ
     (entry,) = restored["restored"]
     assert entry["verification"]["match"]
     assert entry["replicas"] == replicas
-    assert js(server).snapshot_of(name) == before
+    assert "natsops.jetstream.restore" not in js(server).stream_info(name)["config"].get("metadata", {})
+    after = js(server).snapshot_of(name)
+    if topology == "standalone":
+        assert after == before
+    else:
+        assert progress(after) == progress(before)
 
 
 def test_account_backup_layout_and_restore_r3_into_standalone(nats_cluster, fresh_standalone, tmp_path, unique_name):
@@ -284,6 +298,14 @@ def test_memory_stream_is_refused_by_name(nats_standalone, tmp_path, unique_name
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unfinished_restore_is_not_backed_up(nats_standalone, tmp_path, unique_name):
+    name = unique_name("HALF")
+    js(nats_standalone).create_stream(name, metadata={"natsops.jetstream.restore": "incomplete"})
+    with pytest.raises(ModuleFailed, match=f"stream {name} is what an interrupted restore left"):
+        run_module("stream_backup", app(nats_standalone, stream=name, path=str(tmp_path / name)))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_stream_and_missing_names_are_errors(nats_standalone, tmp_path):
     with pytest.raises(ModuleFailed, match="stream NOPE_XYZ not found in this account"):
         run_module("stream_backup", app(nats_standalone, stream="NOPE_XYZ", path=str(tmp_path / "x")))
@@ -301,7 +323,7 @@ def test_wrong_credentials_fail_fast_and_clearly(nats_standalone, tmp_path):
     assert time.monotonic() - started < 10
     assert "wrong-pass" not in failed.value.result["msg"]
     with pytest.raises(ModuleFailed, match="refused the credentials"):
-        run_module("stream_restore", {**args, "path": str(FIXTURE_DIR / "account-backup")})
+        run_module("stream_restore", app(nats_standalone, path=str(FIXTURE_DIR / "account-backup"), password="x"))
 
 
 def test_unreachable_server_fails_fast_and_clearly(tmp_path, free_port):
@@ -365,20 +387,50 @@ def test_server_killed_mid_restore_leaves_no_stream(fresh_cluster, tmp_path, uni
     run_module("stream_backup", app(fresh_cluster, stream=name, path=str(path)))
     client.delete_stream(name)
 
-    connected = fresh_cluster.nodes[0]
-    args = {**app(fresh_cluster), "servers": [connected.url], "path": str(path), "chunk_size": 1024, "timeout": 3.0}
+    args = app(fresh_cluster, path=str(path), chunk_size=1024, timeout=3.0)
     outcome = Outcome(lambda: run_module("stream_restore", args))
-    others = [node.url for node in fresh_cluster.nodes if node is not connected]
-    leader = wait_for_stream_leader(SyncJs(others, APP_USER, APP_PASSWORD), name)
-    victim = connected if leader == connected.name else fresh_cluster.node(leader)
-    victim.kill()
+    leader = fresh_cluster.node(wait_for_stream_leader(client, name))
+    leader.kill()
     error = outcome.error(timeout=90)
     assert isinstance(error, ModuleFailed), error
-    survivors = SyncJs([n.url for n in fresh_cluster.nodes if n is not victim], APP_USER, APP_PASSWORD)
+    assert "could not be removed" not in error.result["msg"]
+    survivors = SyncJs([n.url for n in fresh_cluster.nodes if n is not leader], APP_USER, APP_PASSWORD)
     assert not survivors.exists(name)
-    victim.start()
+    leader.start()
     fresh_cluster.wait_healthy()
     assert not js(fresh_cluster).exists(name)
+
+
+def test_restore_cut_short_is_redone_by_the_next_run(fresh_standalone, tmp_path, unique_name):
+    name = unique_name("KILLS")
+    client = js(fresh_standalone)
+    fill(client, name)
+    before = client.snapshot_of(name)
+    path = tmp_path / name
+    run_module("stream_backup", app(fresh_standalone, stream=name, path=str(path)))
+    client.delete_stream(name)
+
+    args = app(fresh_standalone, path=str(path), chunk_size=1024, timeout=3.0, connect_timeout=1.0)
+    outcome = Outcome(lambda: run_module("stream_restore", args))
+    wait_for_stream_leader(client, name)
+    fresh_standalone.kill()
+    error = outcome.error(timeout=60)
+    assert isinstance(error, ModuleFailed), error
+    # The server is gone: the module cannot clean up, and says what to do.
+    assert f"delete it with 'nats stream rm {name}'" in error.result["msg"]
+
+    fresh_standalone.start()
+    leftover = client.stream_info(name)
+    assert leftover is not None, "a standalone server keeps a half-made restore"
+    assert leftover["config"]["metadata"]["natsops.jetstream.restore"] == "incomplete"
+    # With if_exists left at fail, the next run recognises the unfinished restore and redoes it.
+    planned = run_module("stream_restore", args, check_mode=True)
+    assert planned["planned"][0]["action"] == "redo"
+    redone = run_module("stream_restore", args)
+    assert redone["restored"][0]["action"] == "redone"
+    assert any("left unfinished" in warning for warning in redone["warnings"])
+    assert client.snapshot_of(name) == before
+    assert "natsops.jetstream.restore" not in client.stream_info(name)["config"].get("metadata", {})
 
 
 # --- idempotence and check mode -----------------------------------------------------------------

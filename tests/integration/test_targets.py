@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.nats_servers import APP_PASSWORD, APP_USER
+from support.servers import APP_PASSWORD, APP_USER
 from support.streams import SyncJs
 
 HERE = Path(__file__).resolve().parent

@@ -43,6 +43,7 @@ def run_module(name: str, args: dict[str, Any], check_mode: bool = False) -> dic
         kwargs["failed"] = True
         raise _Exit(json.loads(json.dumps(kwargs, default=str)))
 
+    result: dict[str, Any] = {}
     ansible_warnings._global_warnings.clear()  # module runs share one process here
     with (
         patch_module_args(full_args),

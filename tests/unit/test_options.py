@@ -134,6 +134,16 @@ def test_restore_plan_refuses_existing_by_default():
     assert restore.plan_actions(items, {"B": {}}, "replace") == {"A": "restore", "B": "replace"}
 
 
+def test_unfinished_restore_is_redone_whatever_if_exists_says():
+    items = [backup_item("A"), backup_item("B")]
+    marked = {"config": {"metadata": {"natsops.jetstream.restore": "incomplete"}}}
+    assert restore.plan_actions(items, {"A": marked}, "fail") == {"A": "redo", "B": "restore"}
+    assert restore.plan_actions(items, {"A": marked}, "skip") == {"A": "redo", "B": "restore"}
+    config = restore.restore_config(items[0], restore.RestoreOptions())
+    assert config["metadata"]["natsops.jetstream.restore"] == "incomplete"
+    assert "natsops.jetstream.restore" not in restore.without_marker(config)["metadata"]
+
+
 def test_collection_version_matches_galaxy():
     galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
     assert galaxy["version"] == COLLECTION_VERSION
