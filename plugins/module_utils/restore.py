@@ -47,6 +47,7 @@ except ImportError:  # reported by connection.require_nats()
 
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
+NO_RESPONDERS_GRACE = 3.0
 # A stream is restored with this metadata and loses it once verified. A stream that still has it is
 # what a restore left when it was cut short (a standalone server killed mid-restore keeps such a
 # half-made stream): a later restore replaces it whatever if_exists says.
@@ -311,12 +312,23 @@ async def _send_data(
 
 
 async def _send_chunk(client: Any, stream: str, subject: str, chunk: bytes, timeout: float) -> None:
-    try:
-        reply = await client.request(subject, chunk, timeout=timeout)
-    except NoRespondersError:
-        raise NatsOpsError(f"restore of {stream} failed: the server stopped accepting data") from None
-    except Exception as exc:
-        raise NatsOpsError(f"restore of {stream} failed while sending data: {_describe(exc, timeout)}") from None
+    """Send one chunk and check the server's answer.
+
+    "No responders" means the chunk was not delivered. Right after the restore starts, the new stream
+    leader's subscription may not yet be known to the server this client is connected to, so the same
+    chunk is sent again for a short while; past that, the server has given up on the restore.
+    """
+    deadline = time.monotonic() + NO_RESPONDERS_GRACE
+    while True:
+        try:
+            reply = await client.request(subject, chunk, timeout=timeout)
+            break
+        except NoRespondersError:
+            if time.monotonic() >= deadline:
+                raise NatsOpsError(f"restore of {stream} failed: the server stopped accepting data") from None
+            await asyncio.sleep(0.05)
+        except Exception as exc:
+            raise NatsOpsError(f"restore of {stream} failed while sending data: {_describe(exc, timeout)}") from None
     if reply.data:
         _parse_reply(stream, reply.data, final=False)
 

@@ -63,11 +63,14 @@ async def consume_and_ack(nc: Any, stream: str, durable: str, fetch: int, ack: i
     """Fetch ``fetch`` messages from a pull consumer and ack the first ``ack`` of them."""
     js = nc.jetstream(timeout=10)
     subscription = await js.pull_subscribe_bind(durable, stream)
-    messages = []
-    while len(messages) < fetch:
-        messages += await subscription.fetch(min(256, fetch - len(messages)), timeout=10)
-    for message in messages[:ack]:
-        await message.ack_sync()
+    fetched = acked = 0
+    while fetched < fetch:
+        # Ack as we go: the consumer stops delivering at max_ack_pending unacked messages.
+        for message in await subscription.fetch(min(256, fetch - fetched), timeout=10):
+            fetched += 1
+            if acked < ack:
+                await message.ack_sync()
+                acked += 1
 
 
 async def consumer_positions(nc: Any, stream: str) -> dict[str, list[int]]:
