@@ -86,6 +86,9 @@ class NatsNode:
         host: str | None = None,
         cluster_name: str | None = None,
         max_payload: int | None = None,
+        auth_config: str | None = None,
+        jetstream_config: str = "",
+        extra_config: str = "",
     ) -> None:
         self.name = name
         self.host = host or next_address()
@@ -94,6 +97,10 @@ class NatsNode:
         self.cluster_port = free_port(self.host) if cluster_name else None
         self.cluster_name = cluster_name
         self.max_payload = max_payload
+        # Replacements for the default accounts block, the jetstream block's extra lines, and anything else.
+        self.auth_config = auth_config
+        self.jetstream_config = jetstream_config
+        self.extra_config = extra_config
         self.routes: list[str] = []
         self.dir = workdir / name
         self.store_dir = self.dir / "jetstream"
@@ -123,11 +130,12 @@ class NatsNode:
         return self.process is not None and self.process.poll() is None
 
     def write_config(self) -> None:
+        jetstream = ", ".join(entry for entry in (f'store_dir: "{self.store_dir}"', self.jetstream_config) if entry)
         lines = [
             f'server_name: "{self.name}"',
             f'listen: "{self.host}:{self.client_port}"',
             f'http: "{self.host}:{self.monitor_port}"',
-            f'jetstream {{ store_dir: "{self.store_dir}" }}',
+            f"jetstream {{ {jetstream} }}",
         ]
         if self.max_payload:
             lines.append(f"max_payload: {self.max_payload}")
@@ -135,7 +143,8 @@ class NatsNode:
             routes = ", ".join(f'"{route}"' for route in self.routes)
             listen = f"{self.host}:{self.cluster_port}"
             lines.append(f'cluster {{ name: "{self.cluster_name}", listen: "{listen}", routes: [{routes}] }}')
-        self.conf.write_text("\n".join(lines) + "\n" + _accounts_config())
+        auth = _accounts_config() if self.auth_config is None else self.auth_config
+        self.conf.write_text("\n".join(lines) + "\n" + auth + "\n" + self.extra_config + "\n")
 
     def start(self, wait: bool = True) -> NatsNode:
         if self.is_running:
