@@ -15,6 +15,7 @@ import copy
 import fnmatch
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ except ImportError:  # reported by connection.require_nats()
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
 NO_RESPONDERS_GRACE = 3.0
+RESTORE_IN_FLIGHT = 4
 # A stream is restored with this metadata and loses it once verified. A stream that still has it is
 # what a restore left when it was cut short (a standalone server killed mid-restore keeps such a
 # half-made stream): a later restore replaces it whatever if_exists says.
@@ -65,6 +67,7 @@ class RestoreOptions:
     chunk_size: int = DEFAULT_RESTORE_CHUNK
     chunk_timeout: float = 10.0
     finish_timeout: float = 3600.0
+    in_flight: int = RESTORE_IN_FLIGHT
 
 
 @dataclass
@@ -299,11 +302,33 @@ async def _observed_state(
 async def _send_data(
     connection: Connection, api: JetStreamApi, item: StreamBackup, deliver_subject: str, options: RestoreOptions
 ) -> dict[str, Any]:
+    """Send the backup's bytes in order, then the empty request that completes the restore.
+
+    The first chunk goes alone (see _send_chunk). After it, up to RESTORE_IN_FLIGHT chunks are on the
+    wire at once: the server handles a subscriber's chunks one by one in arrival order, and NATS keeps
+    one publisher's messages in order, so this only removes the idle round trip between chunks. Every
+    answer is still checked, in order, and the first error ends the restore.
+    """
     client = connection.client
     chunk_size = max(1024, min(options.chunk_size, int(client.max_payload or options.chunk_size)))
-    with open(item.data_path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            await _send_chunk(client, item.name, deliver_subject, chunk, options.chunk_timeout)
+    in_flight: deque[asyncio.Future] = deque()
+    try:
+        with open(item.data_path, "rb") as handle:
+            first = handle.read(chunk_size)
+            if first:
+                await _send_chunk(client, item.name, deliver_subject, first, options.chunk_timeout, retry=True)
+            while chunk := handle.read(chunk_size):
+                if len(in_flight) >= options.in_flight:
+                    await in_flight.popleft()
+                in_flight.append(
+                    asyncio.ensure_future(_send_chunk(client, item.name, deliver_subject, chunk, options.chunk_timeout))
+                )
+        while in_flight:
+            await in_flight.popleft()
+    finally:
+        for pending in in_flight:
+            pending.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
     try:
         reply = await client.request(deliver_subject, b"", timeout=options.finish_timeout)
     except Exception as exc:
@@ -311,14 +336,16 @@ async def _send_data(
     return _parse_reply(item.name, reply.data, final=True)
 
 
-async def _send_chunk(client: Any, stream: str, subject: str, chunk: bytes, timeout: float) -> None:
+async def _send_chunk(
+    client: Any, stream: str, subject: str, chunk: bytes, timeout: float, retry: bool = False
+) -> None:
     """Send one chunk and check the server's answer.
 
     "No responders" means the chunk was not delivered. Right after the restore starts, the new stream
-    leader's subscription may not yet be known to the server this client is connected to, so the same
-    chunk is sent again for a short while; past that, the server has given up on the restore.
+    leader's subscription may not yet be known to the server this client is connected to, so the first
+    chunk (``retry``) is sent again for a short while. Later, it means the server gave up on the restore.
     """
-    deadline = time.monotonic() + NO_RESPONDERS_GRACE
+    deadline = time.monotonic() + (NO_RESPONDERS_GRACE if retry else 0.0)
     while True:
         try:
             reply = await client.request(subject, chunk, timeout=timeout)

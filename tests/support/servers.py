@@ -296,7 +296,18 @@ class NatsCluster:
             except (OSError, ValueError):
                 return False
             leaders.add(meta.get("leader"))
-        return len(leaders) == 1 and None not in leaders
+        if len(leaders) != 1 or None in leaders:
+            return False
+        # A leader is not enough: an R3 stream created before every peer is current can be refused.
+        leader = next((node for node in running if node.name in leaders), None)
+        if leader is None:
+            return False
+        try:
+            peers = leader.monitor("/jsz").get("meta_cluster", {}).get("replicas") or []
+        except (OSError, ValueError):
+            return False
+        replicas = {peer.get("name"): peer for peer in peers}
+        return all(replicas.get(node.name, {}).get("current") for node in running if node is not leader)
 
     def stop_all(self) -> None:
         for node in self.nodes:
