@@ -71,6 +71,36 @@ def nats_argument_spec(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return spec
 
 
+# Credentials of other accounts, for modules that look into every account (cluster_info, raft_peer_remove).
+ACCOUNTS_OPTION: dict[str, Any] = {
+    "type": "list",
+    "elements": "dict",
+    "default": [],
+    "options": {
+        "servers": {"type": "list", "elements": "str"},
+        "context": {"type": "str"},
+        "user": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "token": {"type": "str", "no_log": True},
+        "creds": {"type": "path"},
+        "nkey": {"type": "path"},
+    },
+}
+_CREDENTIAL_OPTIONS = ("context", "user", "password", "token", "creds", "nkey")
+
+
+def account_options(params: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Connection options for one entry of ``accounts``: its credentials, the task's servers, TLS and timeouts."""
+    merged = {name: params.get(name) for name in CONNECTION_ARGUMENT_SPEC}
+    for name in _CREDENTIAL_OPTIONS:
+        merged[name] = entry.get(name)
+    if entry.get("servers"):
+        merged["servers"] = entry["servers"]
+    elif entry.get("context") and read_context(entry["context"]).get("servers"):
+        merged["servers"] = None  # the context's own URL wins over the task's servers
+    return resolve_options(merged)
+
+
 def require_nats(module: Any) -> None:
     """Fail the module with Ansible's standard message when nats-py is not importable."""
     if not HAS_NATS:

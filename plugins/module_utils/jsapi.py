@@ -148,13 +148,38 @@ class JetStreamApi:
 
     async def streams(self) -> list[dict[str, Any]]:
         """Info of every stream in the account."""
-        return await self._paged("STREAM.LIST", "streams")
+        return (await self.stream_list())[0]
+
+    async def stream_list(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Info of every stream in the account, and the names of those whose leader did not answer.
+
+        In a cluster the meta leader asks every stream's leader; a stream with none (all its replicas
+        down, or an election under way) is only named in the reply's ``missing``, after a few seconds.
+        """
+        return await self._listed("STREAM.LIST", "streams")
+
+    async def consumer_list(self, stream: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """Info of every consumer of the stream, and the names of those whose leader did not answer."""
+        return await self._listed(f"CONSUMER.LIST.{stream}", "consumers")
+
+    async def _listed(self, suffix: str, key: str) -> tuple[list[dict[str, Any]], list[str]]:
+        infos: list[dict[str, Any]] = []
+        missing: list[str] = []
+        while True:
+            # The offset counts the missing too; the server waits a few seconds for them before answering.
+            page = await self.request(suffix, {"offset": len(infos) + len(missing)}, timeout=self.timeout + 5)
+            batch = page.get(key) or []
+            gone = [name for name in page.get("missing") or [] if name not in missing]
+            infos.extend(batch)
+            missing.extend(gone)
+            if not (batch or gone) or len(infos) + len(missing) >= int(page.get("total") or 0):
+                return infos, missing
 
     async def consumer_names(self, stream: str) -> list[str]:
         return await self._paged(f"CONSUMER.NAMES.{stream}", "consumers")
 
     async def consumers(self, stream: str) -> list[dict[str, Any]]:
-        return await self._paged(f"CONSUMER.LIST.{stream}", "consumers")
+        return (await self.consumer_list(stream))[0]
 
     async def consumer_positions(self, stream: str) -> dict[str, dict[str, int]]:
         """Where each consumer of the stream stands, by name."""

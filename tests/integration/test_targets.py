@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.servers import APP_PASSWORD, APP_USER
+from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER, SYS_PASSWORD, SYS_USER
 from support.streams import SyncJs
 
 HERE = Path(__file__).resolve().parent
@@ -59,3 +59,35 @@ def test_stream_backup_restore_target(nats_standalone, tmp_path, unique_name):
     assert "failed=0" in result.stdout
     # no_log: the password given through module_defaults never appears in the output.
     assert APP_PASSWORD not in result.stdout
+
+
+def test_raft_peer_remove_target(fresh_cluster, tmp_path, unique_name):
+    name = unique_name("PEER")
+    client = SyncJs(list(fresh_cluster.urls), APP_USER, APP_PASSWORD)
+    client.create_stream(name, num_replicas=3)
+    client.publish(f"{name}.x", 50, size=100)
+    lost = fresh_cluster.nodes[-1]
+    lost.kill()
+    lost.wipe_store()
+    result = run_target(
+        "raft_peer_remove",
+        {
+            "nats_servers": list(fresh_cluster.urls),
+            "nats_user": SYS_USER,
+            "nats_password": SYS_PASSWORD,
+            "app_user": APP_USER,
+            "app_password": APP_PASSWORD,
+            "nats_accounts": [
+                {"user": APP_USER, "password": APP_PASSWORD},
+                {"user": OTHER_USER, "password": OTHER_PASSWORD},
+            ],
+            "lost_server": lost.name,
+            "nats_stream": name,
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "failed=0" in result.stdout
+    # no_log: neither the system password (module_defaults) nor an account's (accounts) is shown.
+    assert SYS_PASSWORD not in result.stdout and APP_PASSWORD not in result.stdout
+    assert OTHER_PASSWORD not in result.stdout

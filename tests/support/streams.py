@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 import nats
+from nats.js.errors import ServiceUnavailableError
 
 
 async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict:
@@ -64,9 +65,18 @@ async def consume_and_ack(nc: Any, stream: str, durable: str, fetch: int, ack: i
     js = nc.jetstream(timeout=10)
     subscription = await js.pull_subscribe_bind(durable, stream)
     fetched = acked = 0
+    deadline = asyncio.get_running_loop().time() + 10
     while fetched < fetch:
         # Ack as we go: the consumer stops delivering at max_ack_pending unacked messages.
-        for message in await subscription.fetch(min(256, fetch - fetched), timeout=10):
+        try:
+            batch = await subscription.fetch(min(256, fetch - fetched), timeout=10)
+        except ServiceUnavailableError:
+            # A new clustered consumer answers 503 until its Raft group has a leader.
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        for message in batch:
             fetched += 1
             if acked < ack:
                 await message.ack_sync()
