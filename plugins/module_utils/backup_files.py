@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -87,6 +89,55 @@ class HashingWriter:
             self._handle.flush()
             os.fsync(self._handle.fileno())
         self._handle.close()
+
+
+class BackgroundWriter:
+    """A HashingWriter fed by one thread through a short queue.
+
+    Hashing and writing release the GIL, so the disk work of one chunk overlaps with receiving and
+    acknowledging the next ones instead of adding to them. The queue bounds memory (``depth`` chunks);
+    when the disk falls behind, ``write`` waits, and with it the acks that pace the server.
+    A failed write is raised by the next ``write`` or by ``close``.
+    """
+
+    def __init__(self, path: Path, depth: int = 16) -> None:
+        self._writer = HashingWriter(path)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name=f"write {path.name}", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(data)
+                except BaseException as exc:  # handed to the caller by write() or close()
+                    self._error = exc
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    @property
+    def size(self) -> int:
+        return self._writer.size
+
+    @property
+    def sha256(self) -> str:
+        return self._writer.sha256
+
+    def close(self, sync: bool = True) -> None:
+        """Write what is queued, then close (with fsync when ``sync``). Safe to call again."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            self._writer.close(sync=False)
+            if sync:
+                raise self._error
+        self._writer.close(sync)
 
 
 class StagedDirectory:

@@ -24,7 +24,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     MANIFEST,
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
-    HashingWriter,
+    BackgroundWriter,
     sha256_bytes,
     write_json,
 )
@@ -140,7 +140,7 @@ async def snapshot_stream(
     subscription = await client.subscribe(
         inbox, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
     )
-    writer = HashingWriter(directory / DATA_FILE)
+    writer = BackgroundWriter(directory / DATA_FILE)
     try:
         request["deliver_subject"] = inbox
         reply_timeout = options.check_timeout if options.check else api.timeout
@@ -218,7 +218,7 @@ async def _unsubscribe(subscription: Any) -> None:
 
 
 async def _receive_chunks(
-    connection: Connection, subscription: Any, writer: HashingWriter, stream: str, stall_timeout: float
+    connection: Connection, subscription: Any, writer: BackgroundWriter, stream: str, stall_timeout: float
 ) -> int:
     """Ack and write chunks until the end marker; return how many data chunks arrived."""
     client = connection.client

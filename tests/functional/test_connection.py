@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nkeys
 import pytest
+from support.jwt_issuer import Operator
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, NatsNode
 from support.streams import SyncJs
@@ -70,6 +71,25 @@ def test_nkey_seed_file(workdir):
         other.write_bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
         with pytest.raises(ModuleFailed, match="refused the credentials"):
             plan_backup(servers=node.urls, nkey=str(other))
+    finally:
+        node.kill()
+
+
+def test_creds_file_in_operator_mode(workdir):
+    operator = Operator()
+    operator.account("ORDERS")
+    node = NatsNode("operator", workdir, auth_config=operator.server_config()).start()
+    try:
+        creds = workdir / "orders.creds"
+        creds.write_text(operator.creds("ORDERS"))
+        with_stream(node, user_credentials=str(creds))
+        assert plan_backup(servers=node.urls, creds=str(creds))["planned"][0]["stream"] == "CONN"
+        # A user signed by an account the server does not know is refused.
+        stranger = Operator()
+        stranger.account("ORDERS")
+        (workdir / "stranger.creds").write_text(stranger.creds("ORDERS"))
+        with pytest.raises(ModuleFailed, match="refused the credentials"):
+            plan_backup(servers=node.urls, creds=str(workdir / "stranger.creds"))
     finally:
         node.kill()
 
