@@ -88,10 +88,12 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import read_meta
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    describe_release,
     nats_argument_spec,
     nats_connection,
     require_nats,
     resolve_options,
+    server_release,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
@@ -128,6 +130,12 @@ async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any
                 raise NatsOpsError(f"the {stream or 'meta'} group has no leader", err_code=10008)
             return leader
 
+        if params["preferred"] and server_release(connection.client) < (2, 11):
+            # 2.10 reads only placement.cluster here and refuses every preferred server.
+            raise NatsOpsError(
+                f"preferred needs nats-server 2.11 or later; {describe_release(connection.client)} cannot choose "
+                "the new leader. Leave preferred unset to let the group elect one"
+            )
         old = await with_retries(leader_now, deadline, "finding the leader")
         result = {"group": stream or "meta", "previous_leader": old, "leader": old}
         if params["preferred"] == old:

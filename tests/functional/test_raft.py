@@ -227,11 +227,16 @@ def test_cluster_info_sees_loss_and_says_what_it_cannot_see(fresh_cluster, uniqu
     assert f"APP/{r3} is under-replicated" in waited.value.result["msg"]
 
 
-def test_leader_stepdown(fresh_cluster, unique_name):
+def test_leader_stepdown(fresh_cluster, unique_name, nats_server_version):
     name = unique_name("STEP")
     make_stream(fresh_cluster, name)
     meta_leader = fresh_cluster.meta_leader()
     target = next(node.name for node in fresh_cluster.nodes if node.name != meta_leader)
+    if nats_server_version < (2, 11):
+        with pytest.raises(ModuleFailed, match="preferred needs nats-server 2"):
+            run_module("leader_stepdown", system(fresh_cluster, preferred=target))
+        assert run_module("leader_stepdown", system(fresh_cluster))["leader"] != meta_leader
+        return
 
     planned = run_module("leader_stepdown", system(fresh_cluster, preferred=target), check_mode=True)
     assert planned["changed"] and planned["leader"] == meta_leader == fresh_cluster.meta_leader()
