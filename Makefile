@@ -1,5 +1,5 @@
 # Shortcuts for the scripts in scripts/ (the README uses the scripts, which need no make).
-.PHONY: setup drill test test-matrix bench sanity clean
+.PHONY: setup drill test test-matrix bench sanity molecule clean
 
 setup:
 	scripts/setup
@@ -16,6 +16,10 @@ test-matrix:
 
 bench: setup
 	.venv/bin/python bench/run.py
+
+# The roles on real systemd hosts (needs root).
+molecule:
+	scripts/molecule
 
 sanity: setup
 	scripts/sanity

@@ -74,7 +74,7 @@ class Operator:
 
     def creds(self, account: str, user: str = "user") -> str:
         """A creds file's content for a new user of ``account``."""
-        account_key, _ = self.accounts[account]
+        account_key = self.accounts[account][0]
         user_key = Identity.new(nkeys.PREFIX_BYTE_USER)
         token = encode_jwt(account_key, user_key.public, user, {"type": "user", "pub": {}, "sub": {}, **UNLIMITED})
         return (

@@ -1,0 +1,34 @@
+"""Publish 100 messages to a new R3 stream, read them all back, report what came back; then delete it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import nats
+
+
+async def main(servers: str) -> None:
+    client = await nats.connect(servers.split(","), user="app", password="app-secret")
+    js = client.jetstream()
+    await js.add_stream(name="MOLECULE_R3", subjects=["molecule.r3"], num_replicas=3)
+    try:
+        for index in range(100):
+            await js.publish("molecule.r3", f"message {index}".encode())
+        subscription = await js.pull_subscribe("molecule.r3", durable="reader", stream="MOLECULE_R3")
+        returned = 0
+        while returned < 100:
+            for message in await subscription.fetch(100 - returned, timeout=10):
+                assert message.data == f"message {returned}".encode()
+                await message.ack()
+                returned += 1
+        info = await js.stream_info("MOLECULE_R3")
+        current = 1 + sum(1 for peer in info.cluster.replicas or [] if peer.current)
+        print(json.dumps({"returned": returned, "replicas": current}))
+    finally:
+        await js.delete_stream("MOLECULE_R3")
+        await client.close()
+
+
+asyncio.run(main(sys.argv[1]))
