@@ -12,7 +12,7 @@ import re
 import ssl
 import traceback
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -105,6 +105,22 @@ def require_nats(module: Any) -> None:
     """Fail the module with Ansible's standard message when nats-py is not importable."""
     if not HAS_NATS:
         module.fail_json(msg=missing_required_lib("nats-py"), exception=NATS_IMPORT_ERROR)
+
+
+def run_procedure(module: Any, procedure: Callable[[dict[str, Any], bool], Awaitable[dict[str, Any]]]) -> None:
+    """Run a module's procedure and report its result: what every module's main() ends with.
+
+    A NatsOpsError becomes fail_json with its message and details; a result's ``warnings`` become
+    Ansible warnings.
+    """
+    require_nats(module)
+    try:
+        result = asyncio.run(procedure(module.params, module.check_mode))
+    except NatsOpsError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 def context_dir() -> str:

@@ -177,15 +177,16 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     account_options,
     nats_argument_spec,
     nats_connection,
-    require_nats,
     resolve_options,
+    run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 
 POLL_INTERVAL = 1.0
 
 
-async def gather_facts(params: dict[str, Any]) -> dict[str, Any]:
+async def gather_facts(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Only reads: the same in check mode."""
     options = resolve_options(params)
     others = [account_options(params, entry) for entry in params["accounts"]]
     started = time.monotonic()
@@ -195,9 +196,9 @@ async def gather_facts(params: dict[str, Any]) -> dict[str, Any]:
             view = await observe_cluster(connection, options, others, streams=params["streams"])
             facts = view.as_dict()
             if params["wait_for"] == "none":
-                return {"cluster_info": facts}
+                return {"changed": False, "cluster_info": facts}
             if facts["healthy"]:
-                return {"cluster_info": facts, "waited": round(time.monotonic() - started, 3)}
+                return {"changed": False, "cluster_info": facts, "waited": round(time.monotonic() - started, 3)}
             if time.monotonic() + POLL_INTERVAL > deadline:
                 raise NatsOpsError(
                     f"the cluster was not healthy within {params['wait_timeout']}s: " + "; ".join(facts["problems"]),
@@ -216,12 +217,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_nats(module)
-    try:
-        result = asyncio.run(gather_facts(module.params))
-    except NatsOpsError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(changed=False, **result)
+    run_procedure(module, gather_facts)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,6 @@ group:
   type: str
 """
 
-import asyncio
 import time
 from typing import Any
 
@@ -91,8 +90,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     describe_release,
     nats_argument_spec,
     nats_connection,
-    require_nats,
     resolve_options,
+    run_procedure,
     server_release,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
@@ -155,12 +154,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_nats(module)
-    try:
-        result = asyncio.run(move_leader(module.params, module.check_mode))
-    except NatsOpsError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    run_procedure(module, move_leader)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,6 @@ duration:
   type: float
 """
 
-import asyncio
 import time
 from typing import Any
 
@@ -183,8 +182,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     account_options,
     nats_argument_spec,
     nats_connection,
-    require_nats,
     resolve_options,
+    run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
@@ -335,12 +334,7 @@ def main() -> None:
         mutually_exclusive=[("peer", "peer_id")],
         supports_check_mode=True,
     )
-    require_nats(module)
-    try:
-        result = asyncio.run(remove_peer(module.params, module.check_mode))
-    except NatsOpsError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    run_procedure(module, remove_peer)
 
 
 if __name__ == "__main__":

@@ -210,7 +210,6 @@ duration:
   type: float
 """
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -224,8 +223,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     nats_argument_spec,
     nats_connection,
-    require_nats,
     resolve_options,
+    run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
@@ -299,14 +298,7 @@ def main() -> None:
         required_one_of=[("stream", "streams")],
         supports_check_mode=True,
     )
-    require_nats(module)
-    try:
-        result = asyncio.run(back_up(module.params, module.check_mode))
-    except NatsOpsError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_procedure(module, back_up)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,6 @@ failures:
   elements: dict
 """
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +194,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     nats_argument_spec,
     nats_connection,
-    require_nats,
     resolve_options,
+    run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
@@ -271,14 +270,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_nats(module)
-    try:
-        result = asyncio.run(restore(module.params, module.check_mode))
-    except NatsOpsError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_procedure(module, restore)
 
 
 if __name__ == "__main__":
