@@ -127,15 +127,20 @@ class MetaGroup:
         }
 
 
-async def read_meta(system: SystemApi, online: set[str] | None = None) -> MetaGroup:
+async def read_meta(
+    system: SystemApi, online: set[str] | None = None, jsz: dict[str, dict[str, Any]] | None = None
+) -> MetaGroup:
     """The meta group as its leader reports it, checked against which servers answer a ping.
 
     Without a leader (no quorum, or an election under way) the members are the servers that are up and
-    say they belong to the meta group; the size is what they last knew.
+    say they belong to the meta group; the size is what they last knew. ``online`` and ``jsz`` are
+    reused when the caller already gathered them.
     """
     if online is None:
         online = set(await system.online_servers())
-    views = {server: data.get("meta_cluster") or {} for server, data in (await system.jsz()).items()}
+    if jsz is None:
+        jsz = await system.jsz()
+    views = {server: data.get("meta_cluster") or {} for server, data in jsz.items()}
     views = {server: view for server, view in views.items() if view}
     if not views:
         raise NotClustered("no server that answers runs clustered JetStream: there is no meta group")
@@ -360,24 +365,35 @@ class ClusterView:
 
 
 async def observe_cluster(
-    connection: Connection, options: dict[str, Any], other_accounts: list[dict[str, Any]], streams: bool = True
+    connection: Connection,
+    options: dict[str, Any],
+    other_accounts: list[dict[str, Any]],
+    streams: bool = True,
+    require_system: bool = False,
 ) -> ClusterView:
-    """Look at the cluster with the task's credentials, then with each account's in ``other_accounts``."""
+    """Look at the cluster with the task's credentials, then with each account's in ``other_accounts``.
+
+    With ``require_system``, credentials of another account raise NotSystemAccount instead of being noted.
+    """
     client = connection.client
     system = SystemApi(client, options["timeout"])
     view = ClusterView(account=await account_name(client, options["timeout"]), system=True)
     online: set[str] | None = None
+    jsz: dict[str, dict[str, Any]] = {}
     try:
         online = set(await system.online_servers())
-        view.meta = await read_meta(system, online)
+        # One JSZ gather serves both the meta group and, when wanted, the streams.
+        jsz = await system.jsz(streams=streams)
+        view.meta = await read_meta(system, online, jsz)
     except NotSystemAccount as exc:
+        if require_system:
+            raise
         view.system = False
         view.not_visible.append({"what": "meta group", "why": exc.msg})
     except NotClustered as exc:
         view.not_visible.append({"what": "meta group", "why": exc.msg})
     if streams and view.system:
-        jsz = await system.jsz(streams=True)
-        view.streams = streams_from_jsz(jsz, online)
+        view.streams = streams_from_jsz(jsz, online or set())
         view.jetstream_accounts = jetstream_accounts(jsz)
     elif streams:
         await _add_account_streams(view, connection, options, online)

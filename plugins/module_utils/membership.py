@@ -194,7 +194,7 @@ async def remove_meta_peer(api: JetStreamApi, system: SystemApi, member: Replica
 
     if member.leader:
         # A leader removing itself may never answer: hand leadership over first (only with force).
-        await step_down(api, "META.LEADER.STEPDOWN", lambda: _meta_leader(system), member.name, None, deadline)
+        await step_down(api, "META.LEADER.STEPDOWN", lambda: meta_leader(system), member.name, None, deadline)
     await with_retries(attempt, deadline, f"removing {member.name} from the meta group")
     latest: list[MetaGroup] = []
 
@@ -214,7 +214,7 @@ async def remove_meta_peer(api: JetStreamApi, system: SystemApi, member: Replica
     return latest[0]
 
 
-async def _meta_leader(system: SystemApi) -> str | None:
+async def meta_leader(system: SystemApi) -> str | None:
     return (await read_meta(system)).leader
 
 

@@ -85,7 +85,6 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import read_meta
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     describe_release,
     nats_argument_spec,
@@ -96,7 +95,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
-from ansible_collections.natsops.jetstream.plugins.module_utils.membership import step_down, with_retries
+from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
 
 
@@ -119,7 +118,7 @@ async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any
             system = SystemApi(connection.client, options["timeout"])
 
             async def current_leader() -> str | None:
-                return (await read_meta(system)).leader
+                return await meta_leader(system)
 
             suffix = "META.LEADER.STEPDOWN"
 

@@ -228,7 +228,6 @@ async def remove_from_meta(params: dict[str, Any], options: dict[str, Any], chec
     deadline = time.monotonic() + params["wait_timeout"]
     async with nats_connection(options) as connection:
         system = SystemApi(connection.client, options["timeout"])
-        await system.online_servers()  # fails at once, clearly, without system-account credentials
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
         view = await with_retries(
             lambda: _observe_with_leader(connection, options, others), deadline, "reading the meta group"
@@ -255,7 +254,8 @@ async def remove_from_meta(params: dict[str, Any], options: dict[str, Any], chec
 
 async def _observe_with_leader(connection: Any, options: dict[str, Any], others: list[dict[str, Any]]) -> ClusterView:
     """The cluster as seen now; 'no meta leader' (err_code 10008) while an election is under way."""
-    view = await observe_cluster(connection, options, others)
+    # Credentials of another account fail here at once: the server would drop the removal silently.
+    view = await observe_cluster(connection, options, others, require_system=True)
     if view.meta is None:
         raise NatsOpsError("no meta group: " + "; ".join(item["why"] for item in view.not_visible))
     if not view.meta.leader:
