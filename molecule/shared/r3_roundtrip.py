@@ -7,6 +7,18 @@ import json
 import sys
 
 import nats
+from nats.js.errors import NoStreamResponseError
+
+
+async def publish_when_heard(js: nats.js.JetStreamContext, data: bytes) -> None:
+    """The new stream's interest reaches every server over the routes just after it is created."""
+    for _ in range(100):
+        try:
+            await js.publish("molecule.r3", data)
+            return
+        except NoStreamResponseError:  # nobody received it: retrying cannot store it twice
+            await asyncio.sleep(0.05)
+    await js.publish("molecule.r3", data)
 
 
 async def main(servers: str) -> None:
@@ -15,7 +27,7 @@ async def main(servers: str) -> None:
     await js.add_stream(name="MOLECULE_R3", subjects=["molecule.r3"], num_replicas=3)
     try:
         for index in range(100):
-            await js.publish("molecule.r3", f"message {index}".encode())
+            await publish_when_heard(js, f"message {index}".encode())
         subscription = await js.pull_subscribe("molecule.r3", durable="reader", stream="MOLECULE_R3")
         returned = 0
         while returned < 100:

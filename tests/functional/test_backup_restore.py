@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import MANIFEST_FORMAT
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER
-from support.streams import SyncJs, random_payload
+from support.streams import SyncJs, progress, random_payload
 from support.threads import Outcome
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,15 +38,6 @@ def make_orders(server: Any, name: str, replicas: int = 1, count: int = 300) -> 
     client.create_durable(name, "NEW", filter_subject=f"{name}.new")
     client.consume_and_ack(name, "ALL", fetch=min(120, count), ack=min(100, count))
     return client.snapshot_of(name)
-
-
-def progress(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot with each consumer reduced to [ack floor, unacked]: what a clustered restore keeps.
-
-    A clustered restore returns delivered-but-unacked messages to pending (they are redelivered).
-    """
-    consumers = {name: [p[1], p[2] + p[3]] for name, p in snapshot["consumers"].items()}
-    return {**snapshot, "consumers": consumers}
 
 
 def leftovers(path: Path) -> list[str]:

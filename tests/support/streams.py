@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 import nats
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 
 async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict:
@@ -52,7 +52,26 @@ async def publish(
         headers = None
         if with_headers_every and index % with_headers_every == 0:
             headers = {"Nats-Msg-Id": f"{subject}-{index}", "X-Tenant": f"t{index % 7}"}
-        await js.publish(subject, data, headers=headers)
+        await publish_when_heard(js, subject, data, headers)
+
+
+async def publish_when_heard(js: Any, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+    """Publish with an ack, waiting out 'no responders' for a few seconds.
+
+    STREAM.CREATE answers once the meta group has placed the stream; the stream leader's interest in its
+    subjects reaches the other servers of the cluster over the routes a moment later. Until then a server
+    that holds no replica has nobody to hand the message to. No responders means nobody received it, so
+    a retry cannot store it twice.
+    """
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        try:
+            await js.publish(subject, data, headers=headers)
+            return
+        except NoStreamResponseError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def create_durable(nc: Any, stream: str, name: str, **config: Any) -> dict[str, Any]:
@@ -132,6 +151,15 @@ async def snapshot_of(nc: Any, stream: str) -> dict[str, Any]:
         "last_seq": state["last_seq"],
         "consumers": await consumer_positions(nc, stream),
     }
+
+
+def progress(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot with each consumer reduced to [ack floor, unacked]: what a clustered restore keeps.
+
+    A clustered restore returns delivered-but-unacked messages to pending (they are redelivered).
+    """
+    consumers = {name: [p[1], p[2] + p[3]] for name, p in snapshot["consumers"].items()}
+    return {**snapshot, "consumers": consumers}
 
 
 def random_payload(size: int) -> bytes:

@@ -1,0 +1,109 @@
+"""The collection's backup and restore playbooks, run by ansible-playbook against real nats-server clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support.servers import APP_PASSWORD, APP_USER, NatsCluster, NatsNode
+from support.streams import SyncJs, progress
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+APP = {"user": APP_USER, "password": APP_PASSWORD}
+
+
+def run_playbook(name: str, extra_vars: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    vars_file = tmp_path / f"{name}-vars.json"
+    vars_file.write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    return subprocess.run(
+        [PLAYBOOK, f"natsops.jetstream.{name}", "-e", f"@{vars_file}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def make_streams(servers: list[str], prefix: str) -> dict[str, dict]:
+    client = SyncJs(servers, APP_USER, APP_PASSWORD)
+    for index, name in enumerate([f"{prefix}_A", f"{prefix}_B"]):
+        client.create_stream(name, num_replicas=3)
+        client.publish(f"{name}.x", 80 * (index + 1), size=200, with_headers_every=3)
+        client.create_durable(name, "WORKER")
+        client.consume_and_ack(name, "WORKER", fetch=30, ack=20)
+    return {name: client.snapshot_of(name) for name in [f"{prefix}_A", f"{prefix}_B"]}
+
+
+def test_backup_keeps_the_last_complete_sets_and_restore_rebuilds_them_elsewhere(
+    nats_cluster: NatsCluster, fresh_standalone: NatsNode, tmp_path: Path, unique_name
+) -> None:
+    prefix = unique_name("PB")
+    source = make_streams(nats_cluster.urls, prefix)
+    root = tmp_path / "backups"
+    (root / "20000101T000000Z" / "APP").mkdir(parents=True)  # an old backup that never finished
+    backup_vars = {
+        "natsops_accounts": {"APP": {"servers": nats_cluster.urls, **APP}},
+        "backup_root": str(root),
+        "backup_streams": [f"{prefix}_*"],
+        "backup_keep": 2,
+    }
+    for _ in range(3):
+        result = run_playbook("backup", backup_vars, tmp_path)
+        assert result.returncode == 0, output(result)
+        time.sleep(1.1)  # backups are named by the second
+    kept = sorted(path.name for path in root.iterdir())
+    assert len(kept) == 2, kept
+    summary = json.loads((root / kept[-1] / "summary.json").read_text())
+    saved = {entry["stream"]: entry for entry in summary["accounts"]["APP"]["streams"]}
+    assert {name: saved[name]["last_seq"] for name in source} == {
+        name: snapshot["last_seq"] for name, snapshot in source.items()
+    }
+
+    target = {"APP": {"servers": [fresh_standalone.url], **APP}}
+    restore_vars = {"natsops_accounts": target, "backup_root": str(root), "restore_replicas": 1}
+    result = run_playbook("restore", restore_vars, tmp_path)
+    assert result.returncode == 0, output(result)
+    assert f"Restored backup {root / kept[-1]}" in result.stdout
+    restored = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)
+    for name, snapshot in source.items():
+        assert progress(restored.snapshot_of(name)) == progress(snapshot)
+
+
+def test_restore_refuses_existing_streams_before_touching_any(
+    nats_cluster: NatsCluster, fresh_standalone: NatsNode, tmp_path: Path, unique_name
+) -> None:
+    prefix = unique_name("PX")
+    make_streams(nats_cluster.urls, prefix)
+    root = tmp_path / "backups"
+    accounts = {"APP": {"servers": nats_cluster.urls, **APP}}
+    result = run_playbook(
+        "backup", {"natsops_accounts": accounts, "backup_root": str(root), "backup_streams": [f"{prefix}_*"]}, tmp_path
+    )
+    assert result.returncode == 0, output(result)
+    target = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)
+    target.create_stream(f"{prefix}_B")  # already there, empty
+    target_accounts = {"APP": {"servers": [fresh_standalone.url], **APP}}
+    result = run_playbook(
+        "restore", {"natsops_accounts": target_accounts, "backup_root": str(root), "restore_replicas": 1}, tmp_path
+    )
+    assert result.returncode != 0
+    assert f"{prefix}_B" in result.stdout
+    assert not target.exists(f"{prefix}_A"), "nothing may be restored when one stream is refused"
+    assert target.stream_info(f"{prefix}_B")["state"]["messages"] == 0
