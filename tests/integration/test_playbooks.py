@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from support.servers import APP_PASSWORD, APP_USER, NatsCluster, NatsNode
+from support.servers import APP_PASSWORD, APP_USER, SYS_PASSWORD, SYS_USER, NatsCluster, NatsNode
 from support.streams import SyncJs, progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +17,14 @@ PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 APP = {"user": APP_USER, "password": APP_PASSWORD}
 
 
-def run_playbook(name: str, extra_vars: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_playbook(
+    name: str, extra_vars: dict, tmp_path: Path, inventory: str | None = None
+) -> subprocess.CompletedProcess:
     vars_file = tmp_path / f"{name}-vars.json"
+    inventory_args = []
+    if inventory is not None:
+        (tmp_path / "inventory.ini").write_text(inventory)
+        inventory_args = ["-i", str(tmp_path / "inventory.ini")]
     vars_file.write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}))
     env = {
         **os.environ,
@@ -28,7 +34,7 @@ def run_playbook(name: str, extra_vars: dict, tmp_path: Path) -> subprocess.Comp
         "ANSIBLE_NOCOLOR": "1",
     }
     return subprocess.run(
-        [PLAYBOOK, f"natsops.jetstream.{name}", "-e", f"@{vars_file}"],
+        [PLAYBOOK, f"natsops.jetstream.{name}", *inventory_args, "-e", f"@{vars_file}"],
         capture_output=True,
         text=True,
         env=env,
@@ -107,3 +113,44 @@ def test_restore_refuses_existing_streams_before_touching_any(
     assert f"{prefix}_B" in result.stdout
     assert not target.exists(f"{prefix}_A"), "nothing may be restored when one stream is refused"
     assert target.stream_info(f"{prefix}_B")["state"]["messages"] == 0
+
+
+# replace_node's refusals come before any host is touched: the inventory's hosts are never contacted.
+REPLACEMENT_INVENTORY = """
+[nats]
+keep1 ansible_host=192.0.2.1
+keep2 ansible_host=192.0.2.2
+spare ansible_host=192.0.2.4 nats_server_name={new_name}
+"""
+
+
+def replace_vars(cluster: NatsCluster, dead: str) -> dict:
+    return {
+        "natsops_system": {"servers": cluster.urls, "user": SYS_USER, "password": SYS_PASSWORD},
+        "natsops_accounts": {"APP": {"servers": cluster.urls, **APP}},
+        "replace_dead": dead,
+        "replace_new": "spare",
+    }
+
+
+def test_replace_node_refuses_a_server_that_still_answers(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    alive = nats_cluster.nodes[-1].name
+    inventory = REPLACEMENT_INVENTORY.format(new_name="brand-new")
+    result = run_playbook("replace_node", replace_vars(nats_cluster, alive), tmp_path, inventory)
+    assert result.returncode != 0
+    assert f"{alive} still answers: stop it first" in result.stdout
+    assert nats_cluster.meta_leader() is not None
+    assert "Remove the lost server" not in result.stdout
+
+
+def test_replace_node_refuses_a_server_name_the_meta_group_knows(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    for new_name in ["gone", nats_cluster.nodes[0].name]:  # the lost server's own name, or a current peer's
+        result = run_playbook(
+            "replace_node",
+            replace_vars(nats_cluster, "gone"),
+            tmp_path,
+            REPLACEMENT_INVENTORY.format(new_name=new_name),
+        )
+        assert result.returncode != 0
+        assert f"would join as {new_name}, a name the meta group knows or" in result.stdout
+        assert "Remove the lost server" not in result.stdout
