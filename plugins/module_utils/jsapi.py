@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 try:
@@ -29,6 +30,9 @@ except ImportError:  # reported by connection.require_nats()
 
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+
+# Seconds to wait for one consumer's leader to answer while polling for it.
+LEADER_POLL_TIMEOUT = 0.5
 
 # What an operator should do about the JetStream errors these modules meet, by err_code.
 ERROR_ADVICE = {
@@ -184,6 +188,28 @@ class JetStreamApi:
     async def consumer_positions(self, stream: str) -> dict[str, dict[str, int]]:
         """Where each consumer of the stream stands, by name."""
         return {info["name"]: consumer_position(info) for info in await self.consumers(stream)}
+
+    async def led_consumer_positions(self, stream: str, deadline: float) -> dict[str, dict[str, int]]:
+        """Where each consumer stands, asking each one's leader and waiting (until ``deadline``) for it.
+
+        Right after a stream is created or restored in a cluster its consumers elect leaders; CONSUMER.LIST
+        waits about 4 s for a consumer without one before naming it missing. Asking CONSUMER.INFO with a
+        short timeout instead answers as soon as every consumer has a leader. A consumer still without one
+        at the deadline is left out.
+        """
+        positions: dict[str, dict[str, int]] = {}
+        for name in await self.consumer_names(stream):
+            while True:
+                try:
+                    info = await self.request(f"CONSUMER.INFO.{stream}.{name}", timeout=LEADER_POLL_TIMEOUT)
+                except NatsOpsError:
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0.1)
+                    continue
+                positions[name] = consumer_position(info)
+                break
+        return positions
 
     async def delete_stream(self, stream: str) -> None:
         await self.request(f"STREAM.DELETE.{stream}")

@@ -290,7 +290,7 @@ async def _observed_state(
     }
     deadline = time.monotonic() + api.timeout
     while True:
-        positions = await api.consumer_positions(stream)
+        positions = await api.led_consumer_positions(stream, deadline)
         observed["consumers"] = sorted(positions)
         if "consumer_progress" in expected:
             observed["consumer_progress"] = consumer_progress(positions)
