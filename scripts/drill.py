@@ -1,4 +1,4 @@
-"""Run the dr_drill playbook against a local source cluster and a scratch cluster (see scripts/drill)."""
+"""The main job (see scripts/drill): deploy a local cluster on systemd-nspawn hosts and run dr_drill against it."""
 
 from __future__ import annotations
 
@@ -6,23 +6,37 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.servers import APP_PASSWORD, APP_USER, NatsCluster, new_workdir  # noqa: E402
 from support.streams import SyncJs  # noqa: E402
 
+INVENTORY = REPO / "inventories" / "local" / "hosts.yml"
+HOSTS = {"drill1": "127.0.0.81", "drill2": "127.0.0.82", "drill3": "127.0.0.83", "scratch1": "127.0.0.84"}
+SOURCE = [f"nats://{HOSTS[name]}:4222" for name in ("drill1", "drill2", "drill3")]
+SCRATCH = [f"nats://{HOSTS['scratch1']}:4222"]
+APP = {"user": "app", "password": "app-secret"}
+DRILLS = REPO / ".build" / "drills"
 
-def expose_collection() -> Path:
-    """ansible-playbook finds natsops.jetstream through a symlink named as the collection."""
-    root = REPO / ".build" / "collections"
-    link = root / "ansible_collections" / "natsops" / "jetstream"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(REPO, target_is_directory=True)
-    return root
+
+def testhosts(*args: str) -> None:
+    script = str(REPO / "scripts" / "testhosts.py")
+    subprocess.run([sys.executable, script, *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def playbook(name: str, extra_vars: dict) -> None:
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build" / "collections"),
+        "ANSIBLE_FORKS": "10",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+    }
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), f"natsops.jetstream.{name}"]
+    extra = {"ansible_python_interpreter": sys.executable, **extra_vars} if name == "dr_drill" else extra_vars
+    subprocess.run([*command, "-e", json.dumps(extra)], env=env, check=True)
 
 
 def load_demo_data(client: SyncJs) -> None:
@@ -37,36 +51,35 @@ def load_demo_data(client: SyncJs) -> None:
     client.publish("events.login", 3000, size=120)
 
 
-def main() -> int:
-    workdir = new_workdir("natsops-drill-")
-    source = NatsCluster(workdir / "source", size=3, name="source")
-    scratch = NatsCluster(workdir / "scratch", size=3, name="scratch")
+def main(keep: bool) -> int:
+    started = time.monotonic()
+    testhosts("down", *HOSTS)  # start from blank hosts
+    print(f"booting {', '.join(f'{name} ({address})' for name, address in HOSTS.items())} ...", flush=True)
+    testhosts("up", *(f"{name}={address}" for name, address in HOSTS.items()))
     try:
-        print("starting the source cluster (3 nodes) and a scratch cluster (3 nodes) on loopback ...")
-        source.start()
-        scratch.start()
-        load_demo_data(SyncJs(source.urls, APP_USER, APP_PASSWORD))
-        credentials = {"user": APP_USER, "password": APP_PASSWORD}
-        extra_vars = {
-            "dr_drill_source": {"servers": source.urls, **credentials},
-            "dr_drill_scratch": {"servers": scratch.urls, **credentials},
-            "dr_drill_workdir": str(REPO / ".build" / "drills"),
-            "ansible_python_interpreter": sys.executable,
-        }
-        vars_file = workdir / "drill-vars.json"
-        vars_file.write_text(json.dumps(extra_vars))
-        env = {
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(expose_collection()),
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        }
-        playbook = [str(Path(sys.executable).parent / "ansible-playbook"), "natsops.jetstream.dr_drill"]
-        return subprocess.run([*playbook, "-e", f"@{vars_file}"], env=env, check=False).returncode
+        playbook("deploy", {"natsops_group": "testhosts"})
+        load_demo_data(SyncJs(SOURCE, APP["user"], APP["password"]))
+        playbook(
+            "dr_drill",
+            {
+                "dr_drill_source": {"servers": SOURCE, **APP},
+                "dr_drill_scratch": {"servers": SCRATCH, **APP},
+                "dr_drill_replicas": 1,
+                "dr_drill_workdir": str(DRILLS),
+            },
+        )
+    except subprocess.CalledProcessError as error:
+        print(f"the drill failed ({error.cmd[3] if len(error.cmd) > 3 else error.cmd}); see the output above")
+        return 1
     finally:
-        source.stop_all()
-        scratch.stop_all()
+        if not keep:
+            testhosts("down", *HOSTS)
+    report = sorted(DRILLS.glob("*/report.md"))[-1]
+    print(f"drill passed in {time.monotonic() - started:.0f} s; report: {report} (and report.json beside it)")
+    if keep:
+        print(f"hosts left running: {', '.join(HOSTS)}; stop them with: .venv/bin/python scripts/testhosts.py down")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(keep="--keep" in sys.argv[1:]))
