@@ -114,6 +114,13 @@ def test_restore_refuses_existing_streams_before_touching_any(
     assert not target.exists(f"{prefix}_A"), "nothing may be restored when one stream is refused"
     assert target.stream_info(f"{prefix}_B")["state"]["messages"] == 0
 
+    # A set whose backup never finished (no summary.json) is refused by name, not half-restored.
+    incomplete = root / "20000101T000000Z"
+    (incomplete / "APP").mkdir(parents=True)
+    result = run_playbook("restore", {"natsops_accounts": target_accounts, "restore_from": str(incomplete)}, tmp_path)
+    assert result.returncode != 0
+    assert f"{incomplete} has no summary.json" in result.stdout + result.stderr
+
 
 # replace_node's refusals come before any host is touched: the inventory's hosts are never contacted.
 REPLACEMENT_INVENTORY = """
