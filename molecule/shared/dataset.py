@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[2])) / "tests"))
 
-from support.streams import SyncJs, progress  # noqa: E402
+from support.streams import SyncJs, progress
 
 STREAMS = {"ORDERS": 1500, "EVENTS": 700}
 
@@ -37,7 +37,8 @@ def check(client: SyncJs, recorded: dict) -> dict:
     for name, expected in recorded.items():
         info = client.stream_info(name) or {}
         cluster = info.get("cluster") or {}
-        replicas = [cluster.get("leader")] + [peer["name"] for peer in cluster.get("replicas") or [] if peer.get("current")]
+        followers = [peer["name"] for peer in cluster.get("replicas") or [] if peer.get("current")]
+        replicas = [cluster.get("leader"), *followers]
         actual = progress(client.snapshot_of(name)) if info else None
         report[name] = {"match": actual == expected, "current_replicas": sorted(filter(None, replicas))}
         if actual != expected:
