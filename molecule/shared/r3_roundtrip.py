@@ -12,7 +12,7 @@ from nats.js.errors import NoStreamResponseError
 
 async def publish_when_heard(js: nats.js.JetStreamContext, data: bytes) -> None:
     """The new stream's interest reaches every server over the routes just after it is created."""
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             await js.publish("molecule.r3", data)
             return

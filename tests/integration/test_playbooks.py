@@ -70,7 +70,7 @@ def test_backup_keeps_the_last_complete_sets_and_restore_rebuilds_them_elsewhere
         "backup_streams": [f"{prefix}_*"],
         "backup_keep": 2,
     }
-    for _ in range(3):
+    for _run in range(3):
         result = run_playbook("backup", backup_vars, tmp_path)
         assert result.returncode == 0, output(result)
         time.sleep(1.1)  # backups are named by the second
