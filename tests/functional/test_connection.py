@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import subprocess
 from pathlib import Path
 
 import nkeys
 import pytest
+from support.certificates import make_certificates
 from support.jwt_issuer import Operator
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, NatsNode
@@ -94,24 +94,9 @@ def test_creds_file_in_operator_mode(workdir):
         node.kill()
 
 
-def make_certificates(directory: Path, host: str) -> dict[str, str]:
-    """A CA, and a server certificate for ``host`` signed by it (openssl)."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=nats", "-keyout", "server.key", "-out", "server.csr")
-    (directory / "san.ext").write_text(f"subjectAltName=IP:{host}\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
-    return {name: str(directory / name) for name in ("ca.pem", "server.pem", "server.key")}
-
-
 def test_tls_with_ca(workdir):
     node = NatsNode("tls", workdir)
-    certs = make_certificates(workdir, node.host)
+    certs = make_certificates(workdir, [node.host])
     node.extra_config = f'tls {{ cert_file: "{certs["server.pem"]}", key_file: "{certs["server.key"]}" }}'
     node.start()
     try:

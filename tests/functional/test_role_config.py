@@ -1,0 +1,208 @@
+"""The nats_server role's configuration, rendered by the role's own tasks and run by real nats-server processes.
+
+The role's pre-flight, TLS and configure tasks run through ansible-playbook against local "hosts" (one
+config and store directory each, on distinct loopback addresses); the servers then start from the configs
+the role wrote. systemd and the install steps are covered by the molecule scenarios; this covers what
+the config says, fast: TLS everywhere, route authorization, a JetStream domain, tags and unique_tag,
+encryption at rest, https monitoring, leafnode and gateway listeners, logging, and the refusals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support.certificates import make_certificates
+from support.modules import run_module
+from support.servers import free_port, next_address, server_binary
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+ENCRYPTION_KEY = "a-key-that-must-never-be-logged-3f9c"
+ROUTE_PASSWORD = "route/secret@with:odd chars"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the role's tasks set root ownership")
+
+# The role's own tasks, minus install and systemd: pre-flight, TLS files, the validated config.
+RENDER_PLAYBOOK = """
+- hosts: nats
+  connection: local
+  gather_facts: false
+  vars:
+    nats_server_started: {changed: true}  # no systemd here: the role's restart/reload handlers stand down
+  tasks:
+    - ansible.builtin.include_role: {name: natsops.jetstream.nats_server, tasks_from: preflight}
+    - ansible.builtin.include_role: {name: natsops.jetstream.nats_server, tasks_from: tls}
+    - ansible.builtin.include_role: {name: natsops.jetstream.nats_server, tasks_from: configure}
+"""
+
+
+def run_role(tmp_path: Path, hosts: dict[str, dict], group_vars: dict[str, Any]) -> subprocess.CompletedProcess:
+    inventory = {"all": {"children": {"nats": {"hosts": hosts, "vars": group_vars}}}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    }
+    command = [PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml")]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def host_vars(tmp_path: Path, name: str, address: str) -> dict[str, Any]:
+    return {
+        "ansible_host": address,
+        "nats_server_listen_host": address,
+        "nats_server_client_port": free_port(address),
+        "nats_server_monitor_port": free_port(address),
+        "nats_server_cluster_port": free_port(address),
+        "nats_server_leafnode_port": free_port(address),
+        "nats_server_gateway_port": free_port(address),
+        "nats_server_config_dir": str(tmp_path / name / "etc"),
+        "nats_server_store_dir": str(tmp_path / name / "store"),
+        "nats_server_log_file": str(tmp_path / name / "nats-server.log"),
+    }
+
+
+@pytest.fixture(scope="module")
+def secured_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Three servers from configs the role rendered with every security setting on; yields their facts."""
+    tmp_path = tmp_path_factory.mktemp("secured")
+    addresses = {f"sec{index}": next_address() for index in (1, 2, 3)}
+    certs = make_certificates(tmp_path / "certs", list(addresses.values()))
+    tls = {"cert": certs["server.pem"], "key": certs["server.key"], "ca": certs["ca.pem"]}
+    hosts = {name: {**host_vars(tmp_path, name, address), "nats_server_tags": [f"az:{name[-1]}"]}
+             for name, address in addresses.items()}  # fmt: skip
+    group_vars = {
+        "nats_server_binary": server_binary(),
+        "nats_server_group": "root",
+        "nats_server_cluster_name": "secure",
+        "nats_server_cluster_group": "nats",
+        "nats_server_cluster_user": "router",
+        "nats_server_cluster_password": ROUTE_PASSWORD,
+        "nats_server_tls": tls,
+        "nats_server_cluster_tls": {**tls, "verify": True},
+        "nats_server_leafnode_tls": tls,
+        "nats_server_monitor_https": True,
+        "nats_server_jetstream_domain": "hub",
+        "nats_server_jetstream_unique_tag": "az",
+        "nats_server_jetstream_cipher": "chachapoly",
+        "nats_server_jetstream_key": ENCRYPTION_KEY,
+        "nats_server_system_account": "SYS",
+        "nats_server_accounts": {
+            "APP": {"jetstream": True, "users": [{"user": "app", "password": "app-secret"}]},
+            "SYS": {"users": [{"user": "sys", "password": "sys-secret"}]},
+        },
+    }
+    rendered = run_role(tmp_path, hosts, group_vars)
+    assert rendered.returncode == 0, rendered.stdout[-5000:] + rendered.stderr[-2000:]
+    processes = []
+    try:
+        for name in hosts:
+            Path(hosts[name]["nats_server_store_dir"]).mkdir(parents=True, exist_ok=True)
+            config = Path(hosts[name]["nats_server_config_dir"]) / "nats-server.conf"
+            processes.append(subprocess.Popen([server_binary(), "-c", str(config)], stderr=subprocess.DEVNULL))
+        yield {"hosts": hosts, "certs": certs, "rendered": rendered, "tmp_path": tmp_path, "group_vars": group_vars}
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def https_json(url: str, ca: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url, context=ssl.create_default_context(cafile=ca), timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[str, Any]) -> None:
+    hosts, certs = secured_cluster["hosts"], secured_cluster["certs"]
+    urls = [f"tls://{vars_['ansible_host']}:{vars_['nats_server_client_port']}" for vars_ in hosts.values()]
+    first = next(iter(hosts.values()))
+
+    # https monitoring with the client certificate; tags, domain and the leafnode/gateway listeners.
+    varz = https_json(f"https://{first['ansible_host']}:{first['nats_server_monitor_port']}/varz", certs["ca.pem"])
+    assert varz["tags"] == ["az:1"]
+    assert varz["jetstream"]["config"]["domain"] == "hub"
+    assert varz["leaf"]["port"] == first["nats_server_leafnode_port"]
+    assert varz["gateway"]["port"] == first["nats_server_gateway_port"] and varz["gateway"]["name"] == "secure"
+
+    # Routes authenticate and speak TLS with verification: the cluster forms and stays healthy.
+    system = {"servers": urls, "user": "sys", "password": "sys-secret", "tls_ca": certs["ca.pem"]}
+    facts = run_module("cluster_info", {**system, "wait_for": "healthy", "wait_timeout": 60})["cluster_info"]
+    assert facts["meta"]["size"] == 3 and facts["meta"]["has_quorum"]
+
+    # Clients need the CA; JetStream answers under its domain; unique_tag spreads an R3 stream over the az: tags.
+    app = {"servers": urls, "user": "app", "password": "app-secret", "tls_ca": certs["ca.pem"], "domain": "hub"}
+    created = run_module("stream", {**app, "name": "SECURE", "subjects": ["secure.>"], "replicas": 3})
+    assert created["changed"]
+
+    # Encryption at rest: the stream's metadata on disk is not readable JSON.
+    store = Path(first["nats_server_store_dir"]) / "jetstream" / "APP" / "streams" / "SECURE"
+    deadline = time.monotonic() + 10
+    while not (store / "meta.inf").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert b'"SECURE"' not in (store / "meta.inf").read_bytes()
+
+    # Logging to the file; secrets never in the play's output.
+    assert "Server is ready" in Path(first["nats_server_log_file"]).read_text()
+    output = secured_cluster["rendered"].stdout
+    assert ENCRYPTION_KEY not in output and ROUTE_PASSWORD not in output
+
+
+def test_the_second_run_changes_nothing(secured_cluster: dict[str, Any]) -> None:
+    again = run_role(secured_cluster["tmp_path"], secured_cluster["hosts"], secured_cluster["group_vars"])
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert all(f"{name} " in again.stdout for name in secured_cluster["hosts"])
+    assert "changed=0" in again.stdout and "changed=1" not in again.stdout and "changed=2" not in again.stdout
+
+
+def test_settings_that_only_work_together_are_refused_by_name(tmp_path: Path) -> None:
+    address = next_address()
+    hosts = {"lonely": host_vars(tmp_path, "lonely", address)}
+    result = run_role(
+        tmp_path,
+        hosts,
+        {
+            "nats_server_binary": server_binary(),
+            "nats_server_group": "root",
+            "nats_server_tls": {"cert": "/nowhere/cert.pem"},
+            "nats_server_cluster_tls": {"cert": "/c.pem", "key": "/k.pem", "verify": True},
+            "nats_server_monitor_https": True,
+            "nats_server_jetstream_cipher": "aes",
+            "nats_server_cluster_user": "router",
+            "nats_server_jetstream_unique_tag": "az",
+            "nats_server_tags": ["rack:1"],
+            "nats_server_install_method": "binary",
+        },
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for refusal in [
+        "nats_server_tls needs both cert and key",
+        "nats_server_cluster_tls.verify needs a ca",
+        "encryption at rest needs both nats_server_jetstream_cipher and nats_server_jetstream_key",
+        "route authorization needs both nats_server_cluster_user and nats_server_cluster_password",
+        "a gateway is named after its cluster: set nats_server_cluster_name",
+        "nats_server_jetstream_unique_tag az matches none of nats_server_tags",
+        "install method binary copies nats_server_binary_src from the controller, which is not set",
+    ]:
+        assert refusal in output, refusal
+    assert not (tmp_path / "lonely" / "etc" / "nats-server.conf").exists()

@@ -1,0 +1,18 @@
+"""Every variable of the nats_server role is validated by argument_specs and documented in its README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "nats_server"
+
+
+def test_every_default_is_specified_and_documented() -> None:
+    defaults = set(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()))
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    specified = set(specs["argument_specs"]["main"]["options"])
+    readme = (ROLE / "README.md").read_text()
+    assert defaults == specified
+    assert [name for name in sorted(defaults) if f"| `{name}` |" not in readme] == []
