@@ -29,12 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 ENCRYPTION_KEY = "a-key-that-must-never-be-logged-3f9c"
 ROUTE_PASSWORD = "route/secret@with:odd chars"
+LEAF_PASSWORD = "leaf-secret"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the role's tasks set root ownership")
 
 # The role's own tasks, minus install and systemd: pre-flight, TLS files, the validated config.
 RENDER_PLAYBOOK = """
-- hosts: nats
+- hosts: all
   connection: local
   gather_facts: false
   vars:
@@ -46,8 +47,11 @@ RENDER_PLAYBOOK = """
 """
 
 
-def run_role(tmp_path: Path, hosts: dict[str, dict], group_vars: dict[str, Any]) -> subprocess.CompletedProcess:
-    inventory = {"all": {"children": {"nats": {"hosts": hosts, "vars": group_vars}}}}
+def run_role(
+    tmp_path: Path, hosts: dict[str, dict], group_vars: dict[str, Any], leaves: dict[str, dict] | None = None
+) -> subprocess.CompletedProcess:
+    """The role's tasks on ``hosts`` (group nats, ``group_vars``) and on ``leaves`` (their own vars only)."""
+    inventory = {"all": {"children": {"nats": {"hosts": hosts, "vars": group_vars}, "leaves": {"hosts": leaves or {}}}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
     env = {
@@ -105,15 +109,47 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory):
             "SYS": {"users": [{"user": "sys", "password": "sys-secret"}]},
         },
     }
-    rendered = run_role(tmp_path, hosts, group_vars)
+    # A standalone server with its own JetStream domain joins sec1 as a leaf, into account APP, over TLS.
+    hub = hosts["sec1"]
+    leaf_address = next_address()
+    leaves = {
+        "leaf1": {
+            **host_vars(tmp_path, "leaf1", leaf_address),
+            "nats_server_leafnode_port": 0,
+            "nats_server_gateway_port": 0,
+            "nats_server_binary": server_binary(),
+            "nats_server_group": "root",
+            "nats_server_jetstream_domain": "leaf",
+            "nats_server_accounts": group_vars["nats_server_accounts"],
+            "nats_server_system_account": "SYS",
+            "nats_server_leafnode_remotes": [
+                {
+                    "urls": [f"tls://leaf:{LEAF_PASSWORD}@{hub['ansible_host']}:{hub['nats_server_leafnode_port']}"],
+                    "account": "APP",
+                    "tls": {"ca_file": certs["ca.pem"]},
+                }
+            ],
+        }
+    }
+    group_vars["nats_server_leafnode_users"] = [{"user": "leaf", "password": LEAF_PASSWORD, "account": "APP"}]
+    for vars_ in [*hosts.values(), *leaves.values()]:  # made by the install tasks on a real host
+        Path(vars_["nats_server_config_dir"]).mkdir(parents=True, exist_ok=True)
+    rendered = run_role(tmp_path, hosts, group_vars, leaves)
     assert rendered.returncode == 0, rendered.stdout[-5000:] + rendered.stderr[-2000:]
     processes = []
     try:
-        for name in hosts:
-            Path(hosts[name]["nats_server_store_dir"]).mkdir(parents=True, exist_ok=True)
-            config = Path(hosts[name]["nats_server_config_dir"]) / "nats-server.conf"
+        for vars_ in [*hosts.values(), *leaves.values()]:
+            Path(vars_["nats_server_store_dir"]).mkdir(parents=True, exist_ok=True)
+            config = Path(vars_["nats_server_config_dir"]) / "nats-server.conf"
             processes.append(subprocess.Popen([server_binary(), "-c", str(config)], stderr=subprocess.DEVNULL))
-        yield {"hosts": hosts, "certs": certs, "rendered": rendered, "tmp_path": tmp_path, "group_vars": group_vars}
+        yield {
+            "hosts": hosts,
+            "leaves": leaves,
+            "certs": certs,
+            "rendered": rendered,
+            "tmp_path": tmp_path,
+            "group_vars": group_vars,
+        }
     finally:
         for process in processes:
             process.kill()
@@ -144,6 +180,16 @@ def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[st
     assert varz["leaf"]["port"] == first["nats_server_leafnode_port"]
     assert varz["gateway"]["port"] == first["nats_server_gateway_port"] and varz["gateway"]["name"] == "secure"
 
+    # The leaf connected with its user, over TLS, into account APP.
+    deadline = time.monotonic() + 20
+    leafz = https_json(f"https://{first['ansible_host']}:{first['nats_server_monitor_port']}/leafz", certs["ca.pem"])
+    while leafz["leafnodes"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        leafz = https_json(
+            f"https://{first['ansible_host']}:{first['nats_server_monitor_port']}/leafz", certs["ca.pem"]
+        )
+    assert [leaf["account"] for leaf in leafz["leafs"]] == ["APP"]
+
     # Routes authenticate and speak TLS with verification: the cluster forms and stays healthy.
     system = {"servers": urls, "user": "sys", "password": "sys-secret", "tls_ca": certs["ca.pem"]}
     facts = run_module("cluster_info", {**system, "wait_for": "healthy", "wait_timeout": 60})["cluster_info"]
@@ -164,13 +210,15 @@ def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[st
     # Logging to the file; secrets never in the play's output.
     assert "Server is ready" in Path(first["nats_server_log_file"]).read_text()
     output = secured_cluster["rendered"].stdout
-    assert ENCRYPTION_KEY not in output and ROUTE_PASSWORD not in output
+    assert ENCRYPTION_KEY not in output and ROUTE_PASSWORD not in output and LEAF_PASSWORD not in output
 
 
 def test_the_second_run_changes_nothing(secured_cluster: dict[str, Any]) -> None:
-    again = run_role(secured_cluster["tmp_path"], secured_cluster["hosts"], secured_cluster["group_vars"])
+    again = run_role(
+        secured_cluster["tmp_path"], secured_cluster["hosts"], secured_cluster["group_vars"], secured_cluster["leaves"]
+    )
     assert again.returncode == 0, again.stdout[-3000:]
-    assert all(f"{name} " in again.stdout for name in secured_cluster["hosts"])
+    assert all(f"{name} " in again.stdout for name in [*secured_cluster["hosts"], *secured_cluster["leaves"]])
     assert "changed=0" in again.stdout and "changed=1" not in again.stdout and "changed=2" not in again.stdout
 
 
