@@ -99,6 +99,7 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory):
         "nats_server_cluster_tls": {**tls, "verify": True},
         "nats_server_leafnode_tls": tls,
         "nats_server_monitor_https": True,
+        "nats_server_gateways": [{"name": "west", "urls": ["nats://127.0.0.1:7222"]}],
         "nats_server_jetstream_domain": "hub",
         "nats_server_jetstream_unique_tag": "az",
         "nats_server_jetstream_cipher": "chachapoly",
@@ -179,6 +180,7 @@ def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[st
     assert varz["jetstream"]["config"]["domain"] == "hub"
     assert varz["leaf"]["port"] == first["nats_server_leafnode_port"]
     assert varz["gateway"]["port"] == first["nats_server_gateway_port"] and varz["gateway"]["name"] == "secure"
+    assert [gateway["name"] for gateway in varz["gateway"]["gateways"]] == ["west"]
 
     # The leaf connected with its user, over TLS, into account APP.
     deadline = time.monotonic() + 20
