@@ -256,3 +256,19 @@ def test_settings_that_only_work_together_are_refused_by_name(tmp_path: Path) ->
     ]:
         assert refusal in output, refusal
     assert not (tmp_path / "lonely" / "etc" / "nats-server.conf").exists()
+
+
+def test_a_new_encryption_key_for_an_encrypted_store_is_refused(secured_cluster: dict[str, Any]) -> None:
+    settings = Path(next(iter(secured_cluster["hosts"].values()))["nats_server_config_dir"]) / "restart-settings.json"
+    recorded = settings.read_text()
+    changed = {**secured_cluster["group_vars"], "nats_server_jetstream_key": "another-key"}
+    hosts, leaves, tmp_path = secured_cluster["hosts"], secured_cluster["leaves"], secured_cluster["tmp_path"]
+    refused = run_role(tmp_path, hosts, changed, leaves)
+    assert refused.returncode != 0
+    assert "was written with another encryption cipher or key" in refused.stdout + refused.stderr
+    assert settings.read_text() == recorded
+    assert "another-key" not in refused.stdout + refused.stderr
+
+    accepted = run_role(tmp_path, hosts, {**changed, "nats_server_jetstream_accept_key_change": True}, leaves)
+    assert accepted.returncode == 0, accepted.stdout[-3000:]
+    assert settings.read_text() != recorded
