@@ -82,6 +82,9 @@ def test_backup_keeps_the_last_complete_sets_and_restore_rebuilds_them_elsewhere
         name: snapshot["last_seq"] for name, snapshot in source.items()
     }
 
+    # Something else kept beside the dated backups, even with a summary.json, is never "the latest".
+    (root / "manual").mkdir()
+    (root / "manual" / "summary.json").write_text('{"accounts": {}}')
     target = {"APP": {"servers": [fresh_standalone.url], **APP}}
     restore_vars = {"natsops_accounts": target, "backup_root": str(root), "restore_replicas": 1}
     result = run_playbook("restore", restore_vars, tmp_path)
