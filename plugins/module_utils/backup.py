@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,12 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RESTORE_MARKER, is_unfinished_restore
+from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams, selects_all
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
     SnapshotOptions,
     SnapshotResult,
     snapshot_stream,
 )
-
-ALL_STREAMS = "all"
-_GLOB_CHARS = set("*?[")
 
 
 @dataclass
@@ -80,17 +77,9 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
             raise NatsOpsError(unsuitable[1])
         return BackupPlan(path=path, single=True, streams=[info])
 
-    wanted = [p for p in (patterns or []) if p]
-    everything = not wanted or any(p in (ALL_STREAMS, "*") for p in wanted)
     infos = await api.streams()
     by_name = {info["config"]["name"]: info for info in infos}
-    if everything:
-        chosen = sorted(by_name)
-    else:
-        missing = [p for p in wanted if not (_GLOB_CHARS & set(p)) and p not in by_name]
-        if missing:
-            raise NatsOpsError(f"streams not found in this account: {', '.join(missing)}")
-        chosen = sorted(name for name in by_name if any(fnmatch.fnmatchcase(name, p) for p in wanted))
+    chosen = choose_streams(list(by_name), patterns, "this account")
     plan = BackupPlan(path=path, single=False, streams=[])
     for name in chosen:
         unsuitable = _unsuitable(by_name[name])
@@ -102,7 +91,7 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
     if not plan.streams:
         raise NatsOpsError(
             "no stream to back up: the account has no file-storage stream matching "
-            + (", ".join(wanted) if wanted else "all")
+            + ("all" if selects_all(patterns) else ", ".join(pattern for pattern in patterns or [] if pattern))
         )
     return plan
 

@@ -10,7 +10,6 @@ the import before it starts. If the server refuses a step anyway, what the impor
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
@@ -25,20 +24,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields im
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import describe_release
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
-
-ALL_STREAMS = "all"
-_GLOB_CHARS = set("*?[")
-
-
-def choose_streams(names: list[str], patterns: list[str] | None, where: str) -> list[str]:
-    """The names that match ``patterns`` (names, shell patterns, or ``all``); a plain name not found is an error."""
-    wanted = [pattern for pattern in patterns or [] if pattern]
-    if not wanted or any(pattern in (ALL_STREAMS, "*") for pattern in wanted):
-        return sorted(names)
-    missing = [pattern for pattern in wanted if not (_GLOB_CHARS & set(pattern)) and pattern not in names]
-    if missing:
-        raise NatsOpsError(f"streams not found in {where}: {', '.join(missing)}")
-    return sorted(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted))
+from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams, selects_all
 
 
 async def gather_configuration(api: JetStreamApi, patterns: list[str] | None, consumers: bool) -> ConfigExport:
@@ -69,7 +55,7 @@ async def gather_configuration(api: JetStreamApi, patterns: list[str] | None, co
 def select(export: ConfigExport, patterns: list[str] | None, consumers: bool) -> ConfigExport:
     """The part of an export to import: the chosen streams, with their consumers unless ``consumers`` is false."""
     chosen = set(choose_streams(list(export.streams), patterns, "the export"))
-    if not patterns or ALL_STREAMS in patterns or "*" in patterns:
+    if selects_all(patterns):
         # Consumers whose stream is not in the export are imported too, onto the server's stream.
         owners = chosen | {stream for stream, _name in export.consumers}
     else:
@@ -145,7 +131,8 @@ async def apply_import(plans: list[Plan]) -> None:
         try:
             await apply(plan)
         except NatsOpsError as exc:
-            undone, kept = await _undo(done)
+            # A create that timed out may still have happened: undo looks, and removes it if it is there.
+            undone, kept = await _undo(done + ([plan] if plan.action == "create" else []))
             summary = f"; undone: {', '.join(undone)}" if undone else ""
             if kept:
                 summary += f"; left as they are: {', '.join(kept)}"
@@ -164,11 +151,12 @@ async def _undo(done: list[Plan]) -> tuple[list[str], list[str]]:
         try:
             if plan.action == "create":
                 info = await asset.info()
-                if info is not None and asset.holdings(info):
+                if info is None:  # never made (the failed step), or gone already: nothing to put back
+                    continue
+                if asset.holdings(info):
                     kept.append(f"{asset.label} (it holds {asset.holdings(info)})")
                     continue
-                if info is not None:
-                    await asset.delete()
+                await asset.delete()
             else:
                 await asset.update(plan.before or {})
             undone.append(f"{asset.label} ({plan.action})")
