@@ -7,7 +7,7 @@ import json
 import sys
 
 import nats
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 
 async def publish_when_heard(js: nats.js.JetStreamContext, data: bytes) -> None:
@@ -30,8 +30,17 @@ async def main(servers: str) -> None:
             await publish_when_heard(js, f"message {index}".encode())
         subscription = await js.pull_subscribe("molecule.r3", durable="reader", stream="MOLECULE_R3")
         returned = 0
+        attempts = 0
         while returned < 100:
-            for message in await subscription.fetch(100 - returned, timeout=10):
+            try:
+                batch = await subscription.fetch(100 - returned, timeout=10)
+            except ServiceUnavailableError:  # a new R3 consumer answers 503 until its Raft group has a leader
+                attempts += 1
+                if attempts > 100:
+                    raise
+                await asyncio.sleep(0.1)
+                continue
+            for message in batch:
                 assert message.data == f"message {returned}".encode()
                 await message.ack()
                 returned += 1
