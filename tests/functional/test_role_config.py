@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import nkeys
 import pytest
 import yaml
 from support.certificates import make_certificates
@@ -30,6 +31,8 @@ PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 ENCRYPTION_KEY = "a-key-that-must-never-be-logged-3f9c"
 ROUTE_PASSWORD = "route/secret@with:odd chars"
 LEAF_PASSWORD = "leaf-secret"
+NKEY_SEED = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+NKEY_PUBLIC = nkeys.from_seed(bytearray(NKEY_SEED)).public_key.decode()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the role's tasks set root ownership")
 
@@ -106,7 +109,7 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory):
         "nats_server_jetstream_key": ENCRYPTION_KEY,
         "nats_server_system_account": "SYS",
         "nats_server_accounts": {
-            "APP": {"jetstream": True, "users": [{"user": "app", "password": "app-secret"}]},
+            "APP": {"jetstream": True, "users": [{"user": "app", "password": "app-secret"}, {"nkey": NKEY_PUBLIC}]},
             "SYS": {"users": [{"user": "sys", "password": "sys-secret"}]},
         },
     }
@@ -201,6 +204,12 @@ def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[st
     app = {"servers": urls, "user": "app", "password": "app-secret", "tls_ca": certs["ca.pem"], "domain": "hub"}
     created = run_module("stream", {**app, "name": "SECURE", "subjects": ["secure.>"], "replicas": 3})
     assert created["changed"]
+
+    # An nkey user of the account signs in with its seed, and sees the same stream.
+    seed_file = secured_cluster["tmp_path"] / "app.nk"
+    seed_file.write_bytes(NKEY_SEED)
+    by_nkey = {"servers": urls, "nkey": str(seed_file), "tls_ca": certs["ca.pem"], "domain": "hub"}
+    assert run_module("stream", {**by_nkey, "name": "SECURE"})["changed"] is False
 
     # Encryption at rest: the stream's metadata on disk is not readable JSON.
     store = Path(first["nats_server_store_dir"]) / "jetstream" / "APP" / "streams" / "SECURE"
