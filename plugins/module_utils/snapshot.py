@@ -30,7 +30,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
 from ansible_collections.natsops.jetstream.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
 
 MIN_CHUNK_SIZE = 1024
@@ -144,7 +144,12 @@ async def snapshot_stream(
     try:
         request["deliver_subject"] = inbox
         reply_timeout = options.check_timeout if options.check else api.timeout
-        reply = await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=reply_timeout)
+        try:
+            reply = await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=reply_timeout)
+        except JetStreamApiError:
+            raise  # the server's own answer, already with its advice
+        except NatsOpsError as exc:  # no answer: the server (or the stream leader) may have died meanwhile
+            raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
         # Consumer positions are read while the chunks flow: a slow answer must not stall the acks.
         positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
         try:
