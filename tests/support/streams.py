@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import random
 from typing import Any
 
 import nats
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 
@@ -23,6 +25,11 @@ async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, t
 
 async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
     config = {"name": name, "subjects": [f"{name}.>"], "storage": "file", "num_replicas": 1, **config}
+    # A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile.
+    # Creating a stream again with the same config is a no-op, so the request can simply be made again.
+    for _attempt in range(2):
+        with contextlib.suppress(NatsTimeoutError):
+            return await js_request(nc, f"STREAM.CREATE.{name}", config)
     return await js_request(nc, f"STREAM.CREATE.{name}", config)
 
 
