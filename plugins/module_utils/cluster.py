@@ -260,13 +260,30 @@ def stream_facts(
 
 
 def streams_from_jsz(jsz: dict[str, dict[str, Any]], online: set[str]) -> dict[tuple[str, str], GroupFacts]:
-    """Every stream with a replica on a server that answered, preferring its leader's report."""
+    """Every stream with a replica on a server that answered, each group as its own leader reports it.
+
+    A stream's report comes from the stream's leader, each consumer's from the consumer's leader:
+    a server that only follows a Raft group lists its members wrongly (the leader twice, itself not).
+    """
+    consumers_by_leader: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for server, data in jsz.items():
+        for account in data.get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                for consumer in detail.get("consumer_detail") or []:
+                    if (consumer.get("cluster") or {}).get("leader") == server:
+                        key = (account["name"], str(detail.get("name") or ""), str(consumer.get("name") or ""))
+                        consumers_by_leader[key] = consumer
     found: dict[tuple[str, str], tuple[bool, GroupFacts]] = {}
     holders: dict[tuple[str, str], set[str]] = {}
     for server, data in jsz.items():
         for account in data.get("account_details") or []:
             for detail in account.get("stream_detail") or []:
-                facts = stream_facts(account["name"], detail, detail.get("consumer_detail") or [], online, server)
+                name = str(detail.get("name") or "")
+                consumers = [
+                    consumers_by_leader.get((account["name"], name, str(consumer.get("name") or "")), consumer)
+                    for consumer in detail.get("consumer_detail") or []
+                ]
+                facts = stream_facts(account["name"], detail, consumers, online, server)
                 from_leader = (detail.get("cluster") or {}).get("leader") == server
                 key = (facts.account, facts.stream)
                 holders.setdefault(key, set()).add(server)
@@ -343,6 +360,8 @@ class ClusterView:
                 found.append(f"meta peers not current: {', '.join(down)}")
             if len(self.meta.members) < self.meta.size:
                 found.append(f"the meta group has {len(self.meta.members)} of {self.meta.size} peers")
+        # Streams that could not be read are not known to be fine: a wait for health must not pass on them.
+        found += [f"the streams of account {account} could not be read" for account in self.account_failures]
         found += [f"{key} is under-replicated" for key in self.under_replicated()]
         found += [f"{key} has no leader" for key in self.leaderless()]
         return found

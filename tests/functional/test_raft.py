@@ -251,3 +251,30 @@ def test_leader_stepdown(fresh_cluster, unique_name, nats_server_version):
 
     with pytest.raises(ModuleFailed, match="not those of the system account"):
         run_module("leader_stepdown", app(fresh_cluster))
+
+
+def test_cluster_health_is_read_from_each_group_leader_and_never_assumed(fresh_cluster, unique_name):
+    """A server that only follows a consumer's group lists its members wrongly in JSZ (the leader twice,
+    itself not): system-account facts must come from each consumer's own leader. And streams that could
+    not be read at all must not count as healthy."""
+    name = unique_name("AWAY")
+    make_stream(fresh_cluster, name)
+    client = js(fresh_cluster)
+    stream_leader = hosts(fresh_cluster, name)[0]
+    deadline = time.monotonic() + 30
+    while client.request(f"CONSUMER.INFO.{name}.ALL")["cluster"]["leader"] == stream_leader:
+        assert time.monotonic() < deadline, "the consumer's leadership never moved off the stream leader"
+        client.request(f"CONSUMER.LEADER.STEPDOWN.{name}.ALL")
+        time.sleep(0.5)
+
+    seen = run_module("cluster_info", system(fresh_cluster, wait_for="healthy", wait_timeout=30))["cluster_info"]
+    stream = next(each for each in seen["streams"] if each["stream"] == name)
+    everyone = sorted(node.name for node in fresh_cluster.nodes)
+    for group in (stream, *stream["consumers"]):
+        assert sorted(group["current"]) == everyone and group["missing"] == 0, group
+
+    for node in fresh_cluster.nodes[1:]:  # no meta leader: an account's stream listing goes unanswered
+        node.kill()
+    with pytest.raises(ModuleFailed, match="not healthy within") as waited:
+        run_module("cluster_info", app(fresh_cluster, timeout=2, wait_for="healthy", wait_timeout=4))
+    assert "the streams of account APP could not be read" in waited.value.result["msg"]
