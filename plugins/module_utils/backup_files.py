@@ -78,6 +78,9 @@ class HashingWriter:
         self._digest.update(data)
         self.size += len(data)
 
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
@@ -91,34 +94,104 @@ class HashingWriter:
         self._handle.close()
 
 
-class BackgroundWriter:
-    """A HashingWriter fed by one thread through a short queue.
+class PeriodicSync:
+    """fdatasync of a file on a thread of its own, each time ``every`` more bytes were written.
 
-    Hashing and writing release the GIL, so the disk work of one chunk overlaps with receiving and
-    acknowledging the next ones instead of adding to them. The queue bounds memory (``depth`` chunks);
-    when the disk falls behind, ``write`` waits, and with it the acks that pace the server.
+    The disk then writes while the rest of the data arrives, the writing thread never waits for it,
+    and the final fsync waits for the last stretch only instead of the whole file. A failed sync is
+    kept and raised by ``stop``: after a failed fdatasync a later fsync may report success.
+    """
+
+    def __init__(self, fd: int, every: int) -> None:
+        self._fd = fd
+        self._every = every
+        self._requested_at = 0
+        self._synced_at = 0
+        self._wanted = threading.Event()
+        self._stopping = False
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self._thread.start()
+
+    def written(self, size: int) -> None:
+        """Note the file's size so far; wakes the thread when another ``every`` bytes are in."""
+        if size - self._requested_at >= self._every:
+            self._requested_at = size
+            self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._synced_at < self._requested_at:  # a requested sync happens even when stopping
+                self._synced_at = self._requested_at
+                try:
+                    os.fdatasync(self._fd)
+                except OSError as exc:
+                    self.error = self.error or exc
+            if self._stopping:
+                return
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class BackgroundWriter:
+    """A HashingWriter fed by one thread, in batches, through a queue of at most ``queue_bytes``.
+
+    Hashing and writing release the GIL, so the disk work overlaps with receiving and acknowledging
+    the next chunks instead of adding to them; a PeriodicSync keeps the disk busy meanwhile. Chunks
+    travel in batches of about ``batch_bytes``: every hand-over wakes the thread, and each wake-up
+    costs the receiving thread a turn at the GIL. The queue bounds memory; when the disk falls behind,
+    ``write`` waits, and with it the acks that pace the server.
     A failed write is raised by the next ``write`` or by ``close``.
     """
 
-    def __init__(self, path: Path, depth: int = 16) -> None:
+    def __init__(
+        self,
+        path: Path,
+        queue_bytes: int = 16 * 1024 * 1024,
+        batch_bytes: int = 1024 * 1024,
+        sync_every: int = 16 * 1024 * 1024,
+    ) -> None:
         self._writer = HashingWriter(path)
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._sync = PeriodicSync(self._writer.fileno(), sync_every)
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=max(2, queue_bytes // batch_bytes))
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._batch_bytes = batch_bytes
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name=f"write {path.name}", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
+        while (batch := self._queue.get()) is not None:
+            for data in batch:
+                if self._error is not None:
+                    break
                 try:
                     self._writer.write(data)
                 except BaseException as exc:  # handed to the caller by write() or close()
                     self._error = exc
+            self._sync.written(self._writer.size)
 
     def write(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(data)
+        self._batch.append(data)
+        self._batch_size += len(data)
+        if self._batch_size >= self._batch_bytes:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
+            self._batch_size = 0
 
     @property
     def size(self) -> int:
@@ -131,8 +204,13 @@ class BackgroundWriter:
     def close(self, sync: bool = True) -> None:
         """Write what is queued, then close (with fsync when ``sync``). Safe to call again."""
         if self._thread.is_alive():
+            self._hand_over()
             self._queue.put(None)
             self._thread.join()
+        try:
+            self._sync.stop()
+        except OSError as exc:
+            self._error = self._error or exc
         if self._error is not None:
             self._writer.close(sync=False)
             if sync:

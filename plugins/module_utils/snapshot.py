@@ -42,6 +42,8 @@ WINDOW_SIZE_API_LEVEL = 3
 PENDING_BYTES_LIMIT = 256 * 1024 * 1024
 PENDING_MSGS_LIMIT = 1024 * 1024
 MIB = 1024 * 1024
+# How often a wait for chunks looks at the connection: a lost one fails the backup this soon.
+CONNECTION_CHECK_INTERVAL = 0.5
 
 
 @dataclass
@@ -137,11 +139,17 @@ async def snapshot_stream(
             warnings.append(f"window_size ignored: the server's API level {api_level} predates it")
 
     inbox = client.new_inbox()
-    subscription = await client.subscribe(
-        inbox, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
-    )
     writer = BackgroundWriter(directory / DATA_FILE)
+    receiver = ChunkReceiver(connection, writer, stream)
+    subscription = None
     try:
+        subscription = await client.subscribe(
+            inbox,
+            cb=receiver.on_message,
+            pending_msgs_limit=PENDING_MSGS_LIMIT,
+            pending_bytes_limit=PENDING_BYTES_LIMIT,
+        )
+        receiver.sid = subscription._id
         request["deliver_subject"] = inbox
         reply_timeout = options.check_timeout if options.check else api.timeout
         try:
@@ -153,7 +161,7 @@ async def snapshot_stream(
         # Consumer positions are read while the chunks flow: a slow answer must not stall the acks.
         positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
         try:
-            chunks = await _receive_chunks(connection, subscription, writer, stream, options.stall_timeout)
+            chunks = await receiver.finished(options.stall_timeout)
         except BaseException:
             if positions_task is not None:
                 positions_task.cancel()
@@ -168,7 +176,8 @@ async def snapshot_stream(
                 warnings.append(f"{stream}: consumer positions not recorded in the manifest: {exc}")
     finally:
         writer.close(sync=False)
-        await _unsubscribe(subscription)
+        if subscription is not None:
+            await _unsubscribe(subscription)
 
     backup = {"config": reply.get("config") or {}, "state": reply.get("state") or {}}
     backup_bytes = write_json(directory / BACKUP_JSON, backup)
@@ -222,53 +231,83 @@ async def _unsubscribe(subscription: Any) -> None:
         await subscription.unsubscribe()
 
 
-async def _receive_chunks(
-    connection: Connection, subscription: Any, writer: BackgroundWriter, stream: str, stall_timeout: float
-) -> int:
-    """Ack and write chunks until the end marker; return how many data chunks arrived."""
-    client = connection.client
-    expected_index = 1
-    chunks = 0
-    saw_partial = False
-    while True:
+class ChunkReceiver:
+    """Acks and writes chunks as nats-py hands them to the subscription's callback.
+
+    A callback costs no task per chunk (``next_msg`` makes one, with a timer and a uuid), which
+    leaves more of the client's one core for receiving. The first failure ends the receiving;
+    ``finished`` raises it, or a stall or a lost connection noticed while waiting.
+    """
+
+    def __init__(self, connection: Connection, writer: BackgroundWriter, stream: str) -> None:
+        self.connection = connection
+        self.writer = writer
+        self.stream = stream
+        self.sid: int | None = None
+        self.chunks = 0
+        self.last_arrival = time.monotonic()
+        self._expected_index = 1
+        self._saw_partial = False
+        self._outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def on_message(self, msg: Any) -> None:
+        if self._outcome.done():
+            return
+        self.last_arrival = time.monotonic()
         try:
-            msg = await subscription.next_msg(timeout=stall_timeout)
+            if await self._take(msg):
+                self._outcome.set_result(self.chunks)
         except Exception as exc:
-            raise _receive_failure(connection, stream, stall_timeout, exc) from None
-        if subscription._id in connection.slow_subscriptions:
+            self._outcome.set_exception(exc)
+
+    async def _take(self, msg: Any) -> bool:
+        """Ack and write one chunk; True at the end marker."""
+        stream = self.stream
+        if self.sid in self.connection.slow_subscriptions:
             raise NatsOpsError(f"backup of {stream} failed: a chunk was dropped (slow consumer); retry the backup")
         data = msg.data
         if not data:
             ok, words = end_status(msg.headers)
             if not ok:
                 raise NatsOpsError(f"backup of {stream} failed: the server ended the snapshot with {words}")
-            return chunks
-        if saw_partial:
+            return True
+        if self._saw_partial:
             raise NatsOpsError(f"backup of {stream} failed: data arrived after the last partial chunk")
         if msg.reply:
             index = chunk_index(msg.reply)
-            if index != expected_index:
+            if index != self._expected_index:
                 raise NatsOpsError(
-                    f"backup of {stream} failed: chunk {expected_index} is missing (got chunk {index}); "
+                    f"backup of {stream} failed: chunk {self._expected_index} is missing (got chunk {index}); "
                     "retry the backup"
                 )
-            expected_index += 1
+            self._expected_index += 1
             try:
-                await client.publish(msg.reply, b"")
+                await self.connection.client.publish(msg.reply, b"")
             except Exception as exc:
-                raise _receive_failure(connection, stream, stall_timeout, exc) from None
+                raise self._failure(exc) from None
         else:
-            saw_partial = True
-        writer.write(data)
-        chunks += 1
+            self._saw_partial = True
+        self.writer.write(data)
+        self.chunks += 1
+        return False
 
+    async def finished(self, stall_timeout: float) -> int:
+        """Wait for the end marker; return how many data chunks arrived."""
+        self.last_arrival = time.monotonic()  # the stall clock starts now, not before a long jsck reply
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._outcome), CONNECTION_CHECK_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+            if self.connection.disconnected or self.connection.client.is_closed:
+                raise self._failure(ConnectionError("connection lost"))
+            if time.monotonic() - self.last_arrival > stall_timeout:
+                raise NatsOpsError(
+                    f"backup of {self.stream} failed: no data for {stall_timeout}s (the stream leader may have "
+                    "gone away); retry, or raise timeout if the server is very busy"
+                )
 
-def _receive_failure(connection: Connection, stream: str, stall_timeout: float, exc: Exception) -> NatsOpsError:
-    if connection.disconnected or connection.client.is_closed:
-        return NatsOpsError(f"backup of {stream} failed: the connection to the server was lost mid-snapshot")
-    if isinstance(exc, asyncio.TimeoutError) or "timeout" in type(exc).__name__.lower():
-        return NatsOpsError(
-            f"backup of {stream} failed: no data for {stall_timeout}s (the stream leader may have gone away); "
-            "retry, or raise timeout if the server is very busy"
-        )
-    return NatsOpsError(f"backup of {stream} failed while receiving data: {exc or type(exc).__name__}")
+    def _failure(self, exc: Exception) -> NatsOpsError:
+        if self.connection.disconnected or self.connection.client.is_closed:
+            return NatsOpsError(f"backup of {self.stream} failed: the connection to the server was lost mid-snapshot")
+        return NatsOpsError(f"backup of {self.stream} failed while receiving data: {exc or type(exc).__name__}")

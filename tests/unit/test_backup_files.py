@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,43 @@ def test_existing_backup_kinds(tmp_path):
     half = make_stream_backup(tmp_path / "half" / "S", s2_stream(b"x" * 100))
     (half / "stream.tar.s2").write_bytes(b"short")
     assert existing_backup(half, single=True) == "other"
+
+
+def test_background_writer_keeps_order_size_and_checksum_across_batches_and_syncs(tmp_path):
+    chunks = [bytes([index % 251]) * (1000 + index) for index in range(300)]  # ~450 KB, uneven sizes
+    path = tmp_path / "stream.tar.s2"
+    writer = backup_files.BackgroundWriter(path, queue_bytes=8192, batch_bytes=4096, sync_every=16384)
+    for chunk in chunks:
+        writer.write(chunk)
+    writer.close()
+    writer.close(sync=False)  # the clean-up path closes again: a no-op
+    expected = b"".join(chunks)
+    assert path.read_bytes() == expected
+    assert writer.size == len(expected)
+    assert writer.sha256 == backup_files.sha256_bytes(expected)
+
+
+def test_a_failed_periodic_sync_fails_the_close(tmp_path):
+    """A failed fdatasync is not forgotten: after one, a later fsync may well succeed."""
+    read_end, write_end = os.pipe()  # fdatasync of a pipe fails (EINVAL): a real failing sync
+    try:
+        sync = backup_files.PeriodicSync(write_end, every=10)
+        sync.written(100)
+        with pytest.raises(OSError):
+            sync.stop()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_failed_write_reaches_the_caller(tmp_path):
+    path = tmp_path / "stream.tar.s2"
+    writer = backup_files.BackgroundWriter(path, batch_bytes=1)
+    writer._writer._handle.close()  # every later write fails, as on a vanished disk
+    writer.write(b"chunk")
+    with pytest.raises(ValueError):
+        for _ in range(100):  # raised by a later write once the thread has failed, else by close
+            writer.write(b"chunk")
+            time.sleep(0.01)
+        writer.close()
+    writer.close(sync=False)
