@@ -31,7 +31,7 @@ description:
 options:
   peer:
     description:
-      - Server name of the peer to remove (as in C(server_name)). One of O(peer) and O(peer_id) is required.
+      - Server name of the peer to remove (as in C(server_name)). Exactly one of O(peer) and O(peer_id) is required.
     type: str
   peer_id:
     description:
@@ -123,7 +123,7 @@ peer_id:
   returned: when the peer was found, or given by id
   type: str
 group:
-  description: C(meta), or C(ACCOUNT/STREAM) with O(stream).
+  description: C(meta), or the stream's name with O(stream).
   returned: always
   type: str
 removal:

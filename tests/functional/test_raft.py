@@ -181,7 +181,10 @@ def test_stream_peer_removal(cluster_factory, unique_name):
     while _current(cluster, name, follower):
         assert time.monotonic() < deadline, "the stream leader never showed the killed replica as not current"
         time.sleep(0.5)
-    moved = run_module("raft_peer_remove", app(cluster, stream=name, peer=follower))
+    planned = run_module("raft_peer_remove", app(cluster, stream=name, peer=follower), check_mode=True)
+    assert planned["changed"] and planned["group"] == name and planned["peer"] == follower
+    assert follower in hosts(cluster, name)  # check mode removed nothing
+    moved = run_module("raft_peer_remove", app(cluster, stream=name, peer_id=peer_id(follower)))
     assert moved["changed"] and follower not in moved["members_after"]
     healthy = run_module("cluster_info", app(cluster, wait_for="healthy", wait_timeout=60))["cluster_info"]
     stream = next(each for each in healthy["streams"] if each["stream"] == name)
@@ -248,6 +251,9 @@ def test_leader_stepdown(fresh_cluster, unique_name, nats_server_version):
     stepped = run_module("leader_stepdown", app(fresh_cluster, stream=name))
     assert stepped["changed"] and stepped["leader"] != stream_leader == stepped["previous_leader"]
     assert hosts(fresh_cluster, name)[0] == stepped["leader"]
+    chosen = next(host for host in hosts(fresh_cluster, name) if host != stepped["leader"])
+    handed = run_module("leader_stepdown", app(fresh_cluster, stream=name, preferred=chosen))
+    assert handed["changed"] and handed["leader"] == chosen == hosts(fresh_cluster, name)[0]
 
     with pytest.raises(ModuleFailed, match="not those of the system account"):
         run_module("leader_stepdown", app(fresh_cluster))
