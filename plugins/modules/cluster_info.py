@@ -22,7 +22,9 @@ description:
     lag a few seconds behind a crash; the ping does not.
   - With O(wait_for=healthy), waits until the meta group has a leader and every peer is current, and every
     stream and consumer has a leader and all its replicas current, or fails after O(wait_timeout) naming
-    what is still wrong.
+    what is still wrong. Streams an account's credentials could not read count as not healthy. Only the
+    first look must succeed (wrong credentials or addresses fail at once); a later look that finds no
+    server answering is noted and repeated, so a wait outlasts servers restarting.
 options:
   streams:
     description:
@@ -191,20 +193,28 @@ async def gather_facts(params: dict[str, Any], check_mode: bool) -> dict[str, An
     others = [account_options(params, entry) for entry in params["accounts"]]
     started = time.monotonic()
     deadline = started + params["wait_timeout"]
+    facts = await look(options, others, params["streams"])  # the first look fails at once (credentials, address)
+    if params["wait_for"] == "none":
+        return {"changed": False, "cluster_info": facts}
+    while not facts["healthy"]:
+        if time.monotonic() + POLL_INTERVAL > deadline:
+            raise NatsOpsError(
+                f"the cluster was not healthy within {params['wait_timeout']}s: " + "; ".join(facts["problems"]),
+                cluster_info=facts,
+            )
+        await asyncio.sleep(POLL_INTERVAL)
+        try:
+            facts = await look(options, others, params["streams"])
+        except NatsOpsError as exc:  # a server going down or coming back while we wait: look again
+            facts = {**facts, "healthy": False, "problems": [f"the last look at the cluster failed: {exc.msg}"]}
+    return {"changed": False, "cluster_info": facts, "waited": round(time.monotonic() - started, 3)}
+
+
+async def look(options: dict[str, Any], others: list[dict[str, Any]], streams: bool) -> dict[str, Any]:
+    """The cluster as the credentials see it, through a connection of its own (a wait outlives servers)."""
     async with nats_connection(options) as connection:
-        while True:
-            view = await observe_cluster(connection, options, others, streams=params["streams"])
-            facts = view.as_dict()
-            if params["wait_for"] == "none":
-                return {"changed": False, "cluster_info": facts}
-            if facts["healthy"]:
-                return {"changed": False, "cluster_info": facts, "waited": round(time.monotonic() - started, 3)}
-            if time.monotonic() + POLL_INTERVAL > deadline:
-                raise NatsOpsError(
-                    f"the cluster was not healthy within {params['wait_timeout']}s: " + "; ".join(facts["problems"]),
-                    cluster_info=facts,
-                )
-            await asyncio.sleep(POLL_INTERVAL)
+        view = await observe_cluster(connection, options, others, streams=streams)
+    return view.as_dict()
 
 
 def main() -> None:

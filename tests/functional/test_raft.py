@@ -10,6 +10,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import p
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER, SYS_PASSWORD, SYS_USER, NatsCluster
 from support.streams import SyncJs
+from support.threads import Outcome
 
 APP_ACCOUNT = {"user": APP_USER, "password": APP_PASSWORD}
 OTHER_ACCOUNT = {"user": OTHER_USER, "password": OTHER_PASSWORD}
@@ -284,3 +285,23 @@ def test_cluster_health_is_read_from_each_group_leader_and_never_assumed(fresh_c
     with pytest.raises(ModuleFailed, match="not healthy within") as waited:
         run_module("cluster_info", app(fresh_cluster, timeout=2, wait_for="healthy", wait_timeout=4))
     assert "the streams of account APP could not be read" in waited.value.result["msg"]
+
+
+def test_waiting_for_health_outlasts_a_moment_when_no_server_answers(fresh_cluster):
+    """A health wait keeps looking through servers going down and coming back (as in a rolling restart gone
+    wrong), instead of failing at the first look that finds nobody; only its first look must succeed."""
+    first, *others = fresh_cluster.nodes
+    for node in others:
+        node.kill()  # no quorum: not healthy, yet the first look succeeds (the first server answers)
+    waiting = Outcome(
+        lambda: run_module("cluster_info", system(fresh_cluster, timeout=2, wait_for="healthy", wait_timeout=90))
+    )
+    time.sleep(2)
+    assert not waiting.done, "the wait ended while the cluster had no quorum"
+    first.kill()  # now nothing answers: looks fail, and the wait goes on
+    time.sleep(3)
+    assert not waiting.done, "a failed look ended the wait"
+    for node in fresh_cluster.nodes:
+        node.start(wait=False)
+    assert waiting.error(timeout=120) is None
+    assert waiting.result["cluster_info"]["healthy"] and waiting.result["waited"] > 5

@@ -41,3 +41,8 @@ class Outcome:
         if self._thread.is_alive():
             raise AssertionError(f"the call did not end within {timeout}s")
         return self._error
+
+    @property
+    def result(self) -> Any:
+        """What the call returned (once it has ended without an error)."""
+        return self._result
