@@ -25,6 +25,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config import (
     CONSUMER,
     consumer_holdings,
+    new_consumer_config,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
@@ -35,6 +36,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
 from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
     STREAM,
     adjust_update,
+    new_stream_config,
     stream_holdings,
 )
 
@@ -111,6 +113,14 @@ class Asset:
     async def delete(self) -> None:
         raise NotImplementedError
 
+    def new_config(self, desired: dict[str, Any]) -> dict[str, Any]:
+        """What creating it sends for the wanted settings."""
+        raise NotImplementedError
+
+    async def before_create(self, check_mode: bool) -> list[str]:
+        """Refuse a create that cannot work; warnings for check mode."""
+        return []
+
     def holdings(self, info: dict[str, Any]) -> str | None:
         """What deleting it would lose, in words; None when nothing."""
         raise NotImplementedError
@@ -144,6 +154,9 @@ class StreamAsset(Asset):
     async def delete(self) -> None:
         await self._call("delete", f"STREAM.DELETE.{self.name}")
 
+    def new_config(self, desired: dict[str, Any]) -> dict[str, Any]:
+        return new_stream_config(self.name, desired)
+
     def holdings(self, info: dict[str, Any]) -> str | None:
         return stream_holdings(info)
 
@@ -172,7 +185,10 @@ class ConsumerAsset(Asset):
                 return None
             raise
 
-    async def require_stream(self, check_mode: bool) -> list[str]:
+    def new_config(self, desired: dict[str, Any]) -> dict[str, Any]:
+        return new_consumer_config(self.name, desired)
+
+    async def before_create(self, check_mode: bool) -> list[str]:
         """Fail when the stream is missing; in check mode only warn (an earlier task would have created it)."""
         if await self.api.stream_info(self.stream) is not None:
             return []
@@ -263,6 +279,22 @@ def plan_present(
             refused=[change.option for change in refused],
         )
     return Plan(asset, "recreate" if refused else "update", current, after, changes)
+
+
+async def converge(
+    asset: Asset, desired: dict[str, Any], params: dict[str, Any], client: Any, check_mode: bool, diff_mode: bool
+) -> dict[str, Any]:
+    """Bring one asset to ``params["state"]`` with the ``desired`` settings: plan, guard, carry out, report."""
+    info = await asset.info()
+    if params["state"] == "absent":
+        plan = plan_absent(asset, info)
+    else:
+        await require_api_level(asset, client, desired)
+        warnings = await asset.before_create(check_mode) if info is None else []
+        plan = plan_present(asset, desired, asset.new_config(desired), info, recreate=params["recreate"])
+        plan.warnings += warnings
+    guard(plan, info, prevent_delete=params["prevent_delete"], force=params["force"])
+    return outcome(plan, await carry_out(plan, info, check_mode), diff_mode)
 
 
 def plan_absent(asset: Asset, info: dict[str, Any] | None) -> Plan:

@@ -288,12 +288,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     LIFECYCLE_OPTIONS,
     ConsumerAsset,
-    carry_out,
-    guard,
-    outcome,
-    plan_absent,
-    plan_present,
-    require_api_level,
+    converge,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     nats_argument_spec,
@@ -304,7 +299,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config import (
     CONSUMER,
     desired_consumer,
-    new_consumer_config,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 
@@ -315,18 +309,8 @@ async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: b
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
         consumer = ConsumerAsset(api, params["stream"], params["name"])
-        info = await consumer.info()
-        if params["state"] == "absent":
-            plan = plan_absent(consumer, info)
-        else:
-            await require_api_level(consumer, connection.client, desired)
-            warnings = await consumer.require_stream(check_mode) if info is None else []
-            new_config = new_consumer_config(params["name"], desired)
-            plan = plan_present(consumer, desired, new_config, info, recreate=params["recreate"])
-            plan.warnings += warnings
-        guard(plan, info, prevent_delete=params["prevent_delete"], force=params["force"])
-        after = await carry_out(plan, info, check_mode)
-    return {"stream": params["stream"], "name": params["name"], **outcome(plan, after, diff_mode)}
+        result = await converge(consumer, desired, params, connection.client, check_mode, diff_mode)
+    return {"stream": params["stream"], "name": params["name"], **result}
 
 
 def main() -> None:

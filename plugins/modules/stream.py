@@ -374,12 +374,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     LIFECYCLE_OPTIONS,
     StreamAsset,
-    carry_out,
-    guard,
-    outcome,
-    plan_absent,
-    plan_present,
-    require_api_level,
+    converge,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     nats_argument_spec,
@@ -391,7 +386,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import Jet
 from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
     STREAM,
     desired_stream,
-    new_stream_config,
 )
 
 
@@ -401,16 +395,8 @@ async def manage_stream(params: dict[str, Any], check_mode: bool, diff_mode: boo
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
         stream = StreamAsset(api, params["name"])
-        info = await stream.info()
-        if params["state"] == "absent":
-            plan = plan_absent(stream, info)
-        else:
-            await require_api_level(stream, connection.client, desired)
-            new_config = new_stream_config(params["name"], desired)
-            plan = plan_present(stream, desired, new_config, info, recreate=params["recreate"])
-        guard(plan, info, prevent_delete=params["prevent_delete"], force=params["force"])
-        after = await carry_out(plan, info, check_mode)
-    return {"name": params["name"], **outcome(plan, after, diff_mode)}
+        result = await converge(stream, desired, params, connection.client, check_mode, diff_mode)
+    return {"name": params["name"], **result}
 
 
 def main() -> None:
