@@ -29,6 +29,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config 
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    ERROR_ADVICE,
     STREAM_NOT_FOUND,
     JetStreamApi,
     JetStreamApiError,
@@ -42,7 +43,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config im
 
 CONSUMER_NOT_FOUND = 10014
 
-# What to do about the errors creating, updating and deleting streams and consumers meet, by err_code.
+# What to do about the errors creating, updating and deleting streams and consumers meet, by err_code;
+# where it has nothing to say, the general advice of jsapi.ERROR_ADVICE (no meta leader, JetStream off...).
 ADVICE = {
     10005: "no server matches: lower replicas, or change the placement (cluster, tags)",
     10013: "a consumer of that name already exists with another configuration",
@@ -93,7 +95,7 @@ class Asset:
         try:
             return await self.api.request(suffix, body)
         except JetStreamApiError as exc:
-            advice = ADVICE.get(exc.err_code)
+            advice = ADVICE.get(exc.err_code, ERROR_ADVICE.get(exc.err_code))
             raise NatsOpsError(
                 f"cannot {verb} {self.label}: {exc.description} (err_code {exc.err_code})"
                 + (f": {advice}" if advice else ""),
