@@ -29,6 +29,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config 
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    CONSUMER_NOT_FOUND,
     ERROR_ADVICE,
     STREAM_NOT_FOUND,
     JetStreamApi,
@@ -40,8 +41,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config im
     new_stream_config,
     stream_holdings,
 )
-
-CONSUMER_NOT_FOUND = 10014
 
 # What to do about the errors creating, updating and deleting streams and consumers meet, by err_code;
 # where it has nothing to say, the general advice of jsapi.ERROR_ADVICE (no meta leader, JetStream off...).

@@ -61,6 +61,7 @@ ERROR_ADVICE = {
 }
 
 STREAM_NOT_FOUND = 10059
+CONSUMER_NOT_FOUND = 10014
 STREAM_NAME_IN_USE = (10058, 10130)
 
 
@@ -202,8 +203,9 @@ class JetStreamApi:
             while True:
                 try:
                     info = await self.request(f"CONSUMER.INFO.{stream}.{name}", timeout=LEADER_POLL_TIMEOUT)
-                except NatsOpsError:
-                    if time.monotonic() >= deadline:
+                except NatsOpsError as exc:  # mostly no answer: no leader yet
+                    deleted = isinstance(exc, JetStreamApiError) and exc.err_code == CONSUMER_NOT_FOUND
+                    if deleted or time.monotonic() >= deadline:  # one deleted since it was named is not waited for
                         break
                     await asyncio.sleep(0.1)
                     continue
