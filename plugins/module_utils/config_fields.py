@@ -29,6 +29,15 @@ RESERVED_METADATA_PREFIX = "_nats."
 # The first nats-server release of each JetStream API level (servers before 2.11 report none: level 0).
 LEVEL_RELEASES = {1: "2.11", 2: "2.12", 3: "2.12", 4: "2.14", 5: "2.15"}
 
+
+def describe_levels(needed: dict[str, int], separator: str) -> str:
+    """Settings with the API level and the first nats-server release they need, for error messages."""
+    return separator.join(
+        f"{what} (API level {level}, nats-server {LEVEL_RELEASES.get(level, '?')}+)"
+        for what, level in sorted(needed.items())
+    )
+
+
 Refusal = Callable[[Any, Any], "str | None"]
 
 
@@ -286,14 +295,10 @@ class SettingTable:
         missing = {option: level for option, level in self.needed_levels(config).items() if level > server_level}
         if not missing:
             return
-        described = ", ".join(
-            f"{option} (API level {level}, nats-server {LEVEL_RELEASES.get(level, '?')}+)"
-            for option, level in sorted(missing.items())
-        )
         raise NatsOpsError(
-            f"{self.kind} {name}: {described} cannot be set on this server ({server}, JetStream API level "
-            f"{server_level}): older servers ignore settings they do not know. Upgrade the servers or leave "
-            "these settings out",
+            f"{self.kind} {name}: {describe_levels(missing, ', ')} cannot be set on this server ({server}, "
+            f"JetStream API level {server_level}): older servers ignore settings they do not know. "
+            "Upgrade the servers or leave these settings out",
             unsupported=sorted(missing),
         )
 

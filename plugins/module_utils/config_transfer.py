@@ -20,7 +20,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     plan_present,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.config_export import ConfigExport
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields import LEVEL_RELEASES, outgoing
+from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields import describe_levels, outgoing
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import describe_release
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
@@ -114,10 +114,7 @@ async def require_levels(api: JetStreamApi, client: Any, plans: list[Plan]) -> N
     if too_new:
         raise NatsOpsError(
             f"this server ({describe_release(client)}, JetStream API level {server_level}) is too old for "
-            + "; ".join(
-                f"{what} (API level {level}, nats-server {LEVEL_RELEASES.get(level, '?')}+)"
-                for what, level in sorted(too_new.items())
-            )
+            + describe_levels(too_new, "; ")
             + ". Nothing was imported: older servers ignore settings they do not know. Import into a newer server"
         )
 
