@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import fnmatch
 import json
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     consumer_progress,
     describe_client_error,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams
 
 try:
     from nats.errors import NoRespondersError
@@ -107,14 +107,10 @@ def find_backups(path: Path, patterns: list[str] | None = None) -> list[StreamBa
                 name=backup["config"]["name"], directory=directory, backup=backup, manifest=read_manifest(directory)
             )
         )
-    if patterns:
-        unknown = [p for p in patterns if not set("*?[") & set(p) and p not in {b.name for b in found}]
-        if unknown:
-            raise NatsOpsError(f"the backup at {path} holds no stream named {', '.join(unknown)}")
-        found = [b for b in found if any(fnmatch.fnmatchcase(b.name, p) for p in patterns)]
-        if not found:
-            raise NatsOpsError(f"no stream in the backup at {path} matches {', '.join(patterns)}")
-    return found
+    chosen = choose_streams([item.name for item in found], patterns, f"the backup at {path}")
+    if not chosen:
+        raise NatsOpsError(f"no stream in the backup at {path} matches {', '.join(patterns or [])}")
+    return [item for item in found if item.name in chosen]
 
 
 def verify_backups(backups: list[StreamBackup]) -> None:
