@@ -212,6 +212,16 @@ class NatsNode:
             raise RuntimeError(f"stop {self.name} before wiping its store")
         shutil.rmtree(self.store_dir, ignore_errors=True)
 
+    def health_report(self) -> str:
+        """What the cluster's health check looks at on this node, for failure messages."""
+        if not self.is_running:
+            return "not running"
+        try:
+            meta = self.monitor("/jsz").get("meta_cluster")
+        except (OSError, ValueError) as exc:
+            meta = f"/jsz failed: {exc}"
+        return f"healthz {self.http_status('/healthz?js-enabled-only=true')}, meta {meta}"
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -282,7 +292,7 @@ class NatsCluster:
             time.sleep(0.1)
         raise RuntimeError(
             f"cluster {self.name} not healthy within {timeout}s:\n"
-            + "\n".join(f"--- {node.name}\n{node.log_tail(10)}" for node in self.nodes)
+            + "\n".join(f"--- {node.name}\n{node.health_report()}\n{node.log_tail(10)}" for node in self.nodes)
         )
 
     @staticmethod
