@@ -51,7 +51,11 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], deadline: float, wha
             if not waiting:
                 raise
             if time.monotonic() + delay > deadline:
-                raise NatsOpsError(f"{what}: gave up waiting for a leader within wait_timeout: {exc.msg}") from None
+                raise NatsOpsError(
+                    f"{what}: no answer within wait_timeout ({exc.msg}). Either no leader was elected meanwhile "
+                    "(bring a majority of servers up), or nothing serves this request here: check that JetStream "
+                    "is enabled for the account, and the domain"
+                ) from None
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
 
