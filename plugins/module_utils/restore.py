@@ -50,6 +50,9 @@ except ImportError:  # reported by connection.require_nats()
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
 NO_RESPONDERS_GRACE = 3.0
 RESTORE_IN_FLIGHT = 4
+# How long a failed restore keeps trying to delete the stream it created. The server that died may have
+# led the meta group: the survivors elect another first, which on a busy machine took over 10 s.
+CLEANUP_WINDOW = 30.0
 # A stream is restored with this metadata and loses it once verified. A stream that still has it is
 # what a restore left when it was cut short (a standalone server killed mid-restore keeps such a
 # half-made stream): a later restore replaces it whatever if_exists says.
@@ -404,7 +407,7 @@ async def _remove_created_stream(connection: Connection, api: JetStreamApi, stre
 
 async def _delete_created(api: JetStreamApi, stream: str) -> str | None:
     """Delete the stream, retrying while the cluster settles; None on success, else the last problem."""
-    deadline = time.monotonic() + max(api.timeout, 10.0)
+    deadline = time.monotonic() + max(api.timeout, CLEANUP_WINDOW)
     problem = "no answer"
     while time.monotonic() < deadline:
         try:
