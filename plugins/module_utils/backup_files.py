@@ -179,9 +179,16 @@ class BackgroundWriter:
                     self._error = exc
             self._sync.written(self._writer.size)
 
+    def _failed(self) -> BaseException | None:
+        """The first failure of the writing or the syncing thread, a disk error as a NatsOpsError naming the file."""
+        error = self._error or self._sync.error
+        if isinstance(error, OSError):
+            return NatsOpsError(f"writing {self._writer.path} failed: {error}")
+        return error
+
     def write(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
+        if (error := self._failed()) is not None:
+            raise error
         self._batch.append(data)
         self._batch_size += len(data)
         if self._batch_size >= self._batch_bytes:
@@ -211,11 +218,14 @@ class BackgroundWriter:
             self._sync.stop()
         except OSError as exc:
             self._error = self._error or exc
-        if self._error is not None:
+        if (error := self._failed()) is not None:
             self._writer.close(sync=False)
             if sync:
-                raise self._error
-        self._writer.close(sync)
+                raise error
+        try:
+            self._writer.close(sync)
+        except OSError as exc:
+            raise NatsOpsError(f"writing {self._writer.path} failed: {exc}") from None
 
 
 class StagedDirectory:

@@ -162,12 +162,15 @@ async def snapshot_stream(
         positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
         try:
             chunks = await receiver.finished(options.stall_timeout)
+            try:
+                writer.close()
+            except NatsOpsError as exc:  # the last writes or the fsync failed: a disk error
+                raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
         except BaseException:
             if positions_task is not None:
                 positions_task.cancel()
                 await asyncio.gather(positions_task, return_exceptions=True)
             raise
-        writer.close()
         positions: dict[str, dict[str, int]] = {}
         if positions_task is not None:
             try:
@@ -287,25 +290,36 @@ class ChunkReceiver:
                 raise self._failure(exc) from None
         else:
             self._saw_partial = True
-        self.writer.write(data)
+        try:
+            self.writer.write(data)
+        except NatsOpsError as exc:  # a disk error of the writing thread
+            raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
         self.chunks += 1
         return False
 
     async def finished(self, stall_timeout: float) -> int:
         """Wait for the end marker; return how many data chunks arrived."""
         self.last_arrival = time.monotonic()  # the stall clock starts now, not before a long jsck reply
-        while True:
-            try:
-                return await asyncio.wait_for(asyncio.shield(self._outcome), CONNECTION_CHECK_INTERVAL)
-            except asyncio.TimeoutError:
-                pass
-            if self.connection.disconnected or self.connection.client.is_closed:
-                raise self._failure(ConnectionError("connection lost"))
-            if time.monotonic() - self.last_arrival > stall_timeout:
-                raise NatsOpsError(
-                    f"backup of {self.stream} failed: no data for {stall_timeout}s (the stream leader may have "
-                    "gone away); retry, or raise timeout if the server is very busy"
-                )
+        try:
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(self._outcome), CONNECTION_CHECK_INTERVAL)
+                except asyncio.TimeoutError:
+                    pass
+                self._check_while_waiting(stall_timeout)
+        finally:
+            self._outcome.cancel()  # no-op when it ended; else chunks arriving from now on are ignored
+
+    def _check_while_waiting(self, stall_timeout: float) -> None:
+        if self.connection.disconnected or self.connection.client.is_closed:
+            raise self._failure(ConnectionError("connection lost"))
+        if self.sid in self.connection.slow_subscriptions:  # maybe the end marker itself was dropped
+            raise NatsOpsError(f"backup of {self.stream} failed: a chunk was dropped (slow consumer); retry the backup")
+        if time.monotonic() - self.last_arrival > stall_timeout:
+            raise NatsOpsError(
+                f"backup of {self.stream} failed: no data for {stall_timeout}s (the stream leader may have "
+                "gone away); retry, or raise timeout if the server is very busy"
+            )
 
     def _failure(self, exc: Exception) -> NatsOpsError:
         if self.connection.disconnected or self.connection.client.is_closed:

@@ -178,3 +178,14 @@ def test_a_failed_write_reaches_the_caller(tmp_path):
             time.sleep(0.01)
         writer.close()
     writer.close(sync=False)
+
+
+def test_a_full_disk_fails_with_a_message_naming_the_file():
+    """/dev/full answers every write with ENOSPC: a real full disk."""
+    writer = backup_files.BackgroundWriter(Path("/dev/full"), batch_bytes=1)
+    with pytest.raises(NatsOpsError, match=r"writing /dev/full failed: .*No space left on device"):
+        for _ in range(100):  # raised by a later write once the thread has failed, else by close
+            writer.write(b"x" * 65536)
+            time.sleep(0.01)
+        writer.close()
+    writer.close(sync=False)
