@@ -8,11 +8,13 @@ servers that do not answer are the ones that are down or cut off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import describe_client_error
 
 # After the first answer, stop gathering once no other server has answered for this long.
 GATHER_SETTLE = 0.5
@@ -30,7 +32,19 @@ NOT_SYSTEM_ACCOUNT = (
 
 
 async def gather(client: Any, subject: str, body: dict[str, Any] | None, timeout: float) -> list[dict[str, Any]]:
-    """Send one request that every server answers; return every answer that came within ``timeout``."""
+    """Send one request that every server answers; return every answer that came within ``timeout``.
+
+    A connection lost meanwhile fails it: a partial gathering would pass for servers being down.
+    """
+    try:
+        return await _gather(client, subject, body, timeout)
+    except NatsOpsError:
+        raise
+    except Exception as exc:  # nats-py's own errors, from subscribing, publishing or flushing
+        raise NatsOpsError(f"asking every server ({subject}) failed: {describe_client_error(exc)}") from None
+
+
+async def _gather(client: Any, subject: str, body: dict[str, Any] | None, timeout: float) -> list[dict[str, Any]]:
     inbox = client.new_inbox()
     subscription = await client.subscribe(inbox)
     answers: list[dict[str, Any]] = []
@@ -50,7 +64,10 @@ async def gather(client: Any, subject: str, body: dict[str, Any] | None, timeout
             except ValueError:
                 continue
     finally:
-        await subscription.unsubscribe()
+        with contextlib.suppress(Exception):  # the connection may be gone: said below
+            await subscription.unsubscribe()
+    if client.is_closed:
+        raise NatsOpsError(f"asking every server ({subject}) failed: the connection to the server was lost")
     return answers
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
 
 import pytest
 from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import peer_id
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    CONNECTION_ARGUMENT_SPEC,
+    nats_connection,
+    resolve_options,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.system import gather
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER, SYS_PASSWORD, SYS_USER, NatsCluster
 from support.streams import SyncJs
@@ -308,3 +317,18 @@ def test_waiting_for_health_outlasts_a_moment_when_no_server_answers(fresh_clust
         node.start(wait=False)
     assert waiting.error(timeout=120) is None
     assert waiting.result["cluster_info"]["healthy"] and waiting.result["waited"] > 5
+
+
+def test_a_connection_lost_while_asking_every_server_is_an_error_not_silence(fresh_standalone):
+    """A gathering cut short by a lost connection must not pass for 'no server answered' (all down)."""
+    params = {name: spec.get("default") for name, spec in CONNECTION_ARGUMENT_SPEC.items()}
+    params.update(servers=[fresh_standalone.url], user=SYS_USER, password=SYS_PASSWORD)
+
+    async def ask() -> None:
+        async with nats_connection(resolve_options(params)) as connection:
+            await connection.client.subscribe("heard.but.never.answered")  # no 503 "no responders"
+            threading.Timer(0.5, fresh_standalone.kill).start()
+            await gather(connection.client, "heard.but.never.answered", None, timeout=10)
+
+    with pytest.raises(NatsOpsError, match="connection to the server was lost"):
+        asyncio.run(ask())
