@@ -10,6 +10,7 @@ account sees its own streams through the JetStream API, including those no repli
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,37 +263,41 @@ def stream_facts(
 def streams_from_jsz(jsz: dict[str, dict[str, Any]], online: set[str]) -> dict[tuple[str, str], GroupFacts]:
     """Every stream with a replica on a server that answered, each group as its own leader reports it.
 
-    A stream's report comes from the stream's leader, each consumer's from the consumer's leader:
-    a server that only follows a Raft group lists its members wrongly (the leader twice, itself not).
+    A stream's report comes from the stream's leader, each consumer's from the consumer's leader: a
+    server that only follows a Raft group lists its members wrongly (the leader twice, itself not).
+    A server reports only the consumers it holds, so a stream's consumers are gathered from every
+    server (an R1 consumer may live on a follower of its stream).
     """
-    consumers_by_leader: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for server, data in jsz.items():
-        for account in data.get("account_details") or []:
-            for detail in account.get("stream_detail") or []:
-                for consumer in detail.get("consumer_detail") or []:
-                    if (consumer.get("cluster") or {}).get("leader") == server:
-                        key = (account["name"], str(detail.get("name") or ""), str(consumer.get("name") or ""))
-                        consumers_by_leader[key] = consumer
+    consumers: dict[tuple[str, str], dict[str, tuple[bool, dict[str, Any]]]] = {}
+    for server, account, detail in _stream_details(jsz):
+        known = consumers.setdefault((account, str(detail.get("name") or "")), {})
+        for consumer in detail.get("consumer_detail") or []:
+            name = str(consumer.get("name") or "")
+            from_leader = (consumer.get("cluster") or {}).get("leader") == server
+            if name not in known or (from_leader and not known[name][0]):
+                known[name] = (from_leader, consumer)
     found: dict[tuple[str, str], tuple[bool, GroupFacts]] = {}
     holders: dict[tuple[str, str], set[str]] = {}
-    for server, data in jsz.items():
-        for account in data.get("account_details") or []:
-            for detail in account.get("stream_detail") or []:
-                name = str(detail.get("name") or "")
-                consumers = [
-                    consumers_by_leader.get((account["name"], name, str(consumer.get("name") or "")), consumer)
-                    for consumer in detail.get("consumer_detail") or []
-                ]
-                facts = stream_facts(account["name"], detail, consumers, online, server)
-                from_leader = (detail.get("cluster") or {}).get("leader") == server
-                key = (facts.account, facts.stream)
-                holders.setdefault(key, set()).add(server)
-                if key not in found or (from_leader and not found[key][0]):
-                    found[key] = (from_leader, facts)
+    for server, account, detail in _stream_details(jsz):
+        key = (account, str(detail.get("name") or ""))
+        reports = [report for _name, (_from_leader, report) in sorted(consumers.get(key, {}).items())]
+        facts = stream_facts(account, detail, reports, online, server)
+        holders.setdefault(key, set()).add(server)
+        from_leader = (detail.get("cluster") or {}).get("leader") == server
+        if key not in found or (from_leader and not found[key][0]):
+            found[key] = (from_leader, facts)
     streams = {key: facts for key, (_from_leader, facts) in found.items()}
     for key, facts in streams.items():
         facts.holders = holders[key]
     return streams
+
+
+def _stream_details(jsz: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(server, account, stream detail) of every stream every server reported."""
+    for server, data in jsz.items():
+        for account in data.get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                yield server, account["name"], detail
 
 
 def jetstream_accounts(jsz: dict[str, dict[str, Any]]) -> set[str]:

@@ -8,6 +8,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
     MetaGroup,
     Replica,
     peer_id,
+    streams_from_jsz,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import judge_meta_removal
 
@@ -75,3 +76,48 @@ def test_a_follower_that_holds_the_data_is_a_survivor():
     orphan = GroupFacts("APP", "ELECTING", None, 3, [Replica("n4", leader=True, online=False)], holders={"n1"})
     removal = judge_meta_removal(view_of(group, orphan), group.find(name="n4"), force=False, accept_data_loss=False)
     assert removal.data_lost == [] and removal.quorum_lost == ["APP/ELECTING"]
+
+
+def jsz_stream(leader: str, followers: list[str], consumers: list[dict]) -> dict:
+    return {
+        "name": "ORDERS",
+        "config": {"name": "ORDERS", "num_replicas": 3},
+        "state": {"messages": 5},
+        "cluster": {"leader": leader, "replicas": [{"name": name, "current": True} for name in followers]},
+        "consumer_detail": consumers,
+    }
+
+
+def jsz_consumer(name: str, leader: str, followers: list[str], replicas: int = 0) -> dict:
+    return {
+        "name": name,
+        "config": {"num_replicas": replicas},
+        "cluster": {"leader": leader, "replicas": [{"name": each, "current": True} for each in followers]},
+    }
+
+
+def test_each_consumer_is_read_from_its_own_leader_and_from_whichever_server_holds_it():
+    """JSZ: a follower of a consumer lists its group wrongly (the leader twice, itself not), and a
+    server lists only the consumers it holds: an R1 consumer on a follower of the stream is only in
+    that follower's report."""
+    wrong_view_of_led_by_b = jsz_consumer("LED_BY_B", "b", ["b", "c"])  # as a, a follower, reports it
+    reports = {
+        "a": [jsz_stream("a", ["b", "c"], [wrong_view_of_led_by_b])],
+        "b": [
+            jsz_stream(
+                "a",
+                ["a", "c"],
+                [jsz_consumer("LED_BY_B", "b", ["a", "c"]), jsz_consumer("ONLY_ON_B", "b", [], replicas=1)],
+            )
+        ],
+        "c": [jsz_stream("a", ["a", "b"], [])],
+    }
+    jsz = {
+        server: {"account_details": [{"name": "APP", "stream_detail": detail}]} for server, detail in reports.items()
+    }
+    stream_facts = streams_from_jsz(jsz, {"a", "b", "c"})[("APP", "ORDERS")]
+    consumers = {consumer.consumer: consumer for consumer in stream_facts.consumers}
+    assert sorted(consumers) == ["LED_BY_B", "ONLY_ON_B"]
+    assert sorted(consumers["LED_BY_B"].current) == ["a", "b", "c"] and consumers["LED_BY_B"].missing == 0
+    assert consumers["ONLY_ON_B"].current == ["b"] and consumers["ONLY_ON_B"].wanted == 1
+    assert sorted(stream_facts.current) == ["a", "b", "c"]
