@@ -46,7 +46,8 @@ options:
   force:
     description:
       - Remove the peer even though it is up. A live server removed from the meta group disables JetStream
-        (from nats-server 2.11.2 it is added back if it comes back).
+        (from nats-server 2.11.2 it is added back if it comes back). If it leads the meta group, it is first
+        asked to step down, so that the removal commits through a new leader.
     type: bool
     default: false
   accept_data_loss:
