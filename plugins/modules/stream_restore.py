@@ -35,8 +35,8 @@ options:
     required: true
   streams:
     description:
-      - Restore only these streams of an account backup, by name or shell-style pattern (V(all) or
-        omitted: every stream in it).
+      - Restore only these streams of an account backup, by name or shell-style pattern. V(all), or
+        leaving it unset, restores every stream in it.
       - A name without pattern characters that the backup does not hold is an error.
     type: list
     elements: str

@@ -173,7 +173,7 @@ def test_a_failed_write_reaches_the_caller(tmp_path):
     writer._writer._handle.close()  # every later write fails, as on a vanished disk
     writer.write(b"chunk")
     with pytest.raises(ValueError):
-        for _ in range(100):  # raised by a later write once the thread has failed, else by close
+        for _attempt in range(100):  # raised by a later write once the thread has failed, else by close
             writer.write(b"chunk")
             time.sleep(0.01)
         writer.close()
@@ -184,7 +184,7 @@ def test_a_full_disk_fails_with_a_message_naming_the_file():
     """/dev/full answers every write with ENOSPC: a real full disk."""
     writer = backup_files.BackgroundWriter(Path("/dev/full"), batch_bytes=1)
     with pytest.raises(NatsOpsError, match=r"writing /dev/full failed: .*No space left on device"):
-        for _ in range(100):  # raised by a later write once the thread has failed, else by close
+        for _attempt in range(100):  # raised by a later write once the thread has failed, else by close
             writer.write(b"x" * 65536)
             time.sleep(0.01)
         writer.close()
