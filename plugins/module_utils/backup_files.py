@@ -13,6 +13,7 @@ account backup: ``nats account restore`` refuses any top-level entry that is not
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -182,9 +183,10 @@ class BackgroundWriter:
     def _failed(self) -> BaseException | None:
         """The first failure of the writing or the syncing thread, a disk error as a NatsOpsError naming the file."""
         error = self._error or self._sync.error
-        if isinstance(error, OSError):
-            return NatsOpsError(f"writing {self._writer.path} failed: {error}")
-        return error
+        return self._disk_error(error) if isinstance(error, OSError) else error
+
+    def _disk_error(self, error: OSError) -> NatsOpsError:
+        return NatsOpsError(f"writing {self._writer.path} failed: {error}")
 
     def write(self, data: bytes) -> None:
         if (error := self._failed()) is not None:
@@ -214,10 +216,8 @@ class BackgroundWriter:
             self._hand_over()
             self._queue.put(None)
             self._thread.join()
-        try:
+        with contextlib.suppress(OSError):  # a failed sync stays in self._sync.error, which _failed() reads
             self._sync.stop()
-        except OSError as exc:
-            self._error = self._error or exc
         if (error := self._failed()) is not None:
             self._writer.close(sync=False)
             if sync:
@@ -225,7 +225,7 @@ class BackgroundWriter:
         try:
             self._writer.close(sync)
         except OSError as exc:
-            raise NatsOpsError(f"writing {self._writer.path} failed: {exc}") from None
+            raise self._disk_error(exc) from None
 
 
 class StagedDirectory:

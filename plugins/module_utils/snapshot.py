@@ -266,8 +266,7 @@ class ChunkReceiver:
     async def _take(self, msg: Any) -> bool:
         """Ack and write one chunk; True at the end marker."""
         stream = self.stream
-        if self.sid in self.connection.slow_subscriptions:
-            raise NatsOpsError(f"backup of {stream} failed: a chunk was dropped (slow consumer); retry the backup")
+        self._refuse_dropped_chunks()
         data = msg.data
         if not data:
             ok, words = end_status(msg.headers)
@@ -313,13 +312,16 @@ class ChunkReceiver:
     def _check_while_waiting(self, stall_timeout: float) -> None:
         if self.connection.disconnected or self.connection.client.is_closed:
             raise self._failure(ConnectionError("connection lost"))
-        if self.sid in self.connection.slow_subscriptions:  # maybe the end marker itself was dropped
-            raise NatsOpsError(f"backup of {self.stream} failed: a chunk was dropped (slow consumer); retry the backup")
+        self._refuse_dropped_chunks()  # maybe the end marker itself was dropped: nothing follows it
         if time.monotonic() - self.last_arrival > stall_timeout:
             raise NatsOpsError(
                 f"backup of {self.stream} failed: no data for {stall_timeout}s (the stream leader may have "
                 "gone away); retry, or raise timeout if the server is very busy"
             )
+
+    def _refuse_dropped_chunks(self) -> None:
+        if self.sid in self.connection.slow_subscriptions:
+            raise NatsOpsError(f"backup of {self.stream} failed: a chunk was dropped (slow consumer); retry the backup")
 
     def _failure(self, exc: Exception) -> NatsOpsError:
         if self.connection.disconnected or self.connection.client.is_closed:
