@@ -273,9 +273,7 @@ def streams_from_jsz(jsz: dict[str, dict[str, Any]], online: set[str]) -> dict[t
         known = consumers.setdefault((account, str(detail.get("name") or "")), {})
         for consumer in detail.get("consumer_detail") or []:
             name = str(consumer.get("name") or "")
-            from_leader = (consumer.get("cluster") or {}).get("leader") == server
-            if name not in known or (from_leader and not known[name][0]):
-                known[name] = (from_leader, consumer)
+            _keep_leaders_report(known, name, (consumer.get("cluster") or {}).get("leader") == server, consumer)
     found: dict[tuple[str, str], tuple[bool, GroupFacts]] = {}
     holders: dict[tuple[str, str], set[str]] = {}
     for server, account, detail in _stream_details(jsz):
@@ -283,13 +281,17 @@ def streams_from_jsz(jsz: dict[str, dict[str, Any]], online: set[str]) -> dict[t
         reports = [report for _name, (_from_leader, report) in sorted(consumers.get(key, {}).items())]
         facts = stream_facts(account, detail, reports, online, server)
         holders.setdefault(key, set()).add(server)
-        from_leader = (detail.get("cluster") or {}).get("leader") == server
-        if key not in found or (from_leader and not found[key][0]):
-            found[key] = (from_leader, facts)
+        _keep_leaders_report(found, key, (detail.get("cluster") or {}).get("leader") == server, facts)
     streams = {key: facts for key, (_from_leader, facts) in found.items()}
     for key, facts in streams.items():
         facts.holders = holders[key]
     return streams
+
+
+def _keep_leaders_report(kept: dict[Any, tuple[bool, Any]], key: Any, from_leader: bool, report: Any) -> None:
+    """Keep the first report of ``key``, replaced by its leader's when that comes."""
+    if key not in kept or (from_leader and not kept[key][0]):
+        kept[key] = (from_leader, report)
 
 
 def _stream_details(jsz: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
