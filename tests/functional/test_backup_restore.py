@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import MANIFEST_FORMAT
+from support.fixtures import NATSCLI_FIXTURE
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER
 from support.streams import SyncJs, progress, random_payload
 from support.threads import Outcome
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "natscli-v0.4-server-2.15.1"
+FIXTURE_DIR = NATSCLI_FIXTURE
 
 
 def app(server: Any, **args: Any) -> dict[str, Any]:

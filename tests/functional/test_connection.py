@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import os
 import ssl
-from pathlib import Path
 
 import nkeys
 import pytest
 from support.certificates import make_certificates
+from support.fixtures import NATSCLI_FIXTURE
 from support.jwt_issuer import Operator
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, NatsNode
 from support.streams import SyncJs
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "natscli-v0.4-server-2.15.1"
+FIXTURE = NATSCLI_FIXTURE
 
 
 def plan_backup(**connection) -> dict:

@@ -12,8 +12,9 @@ import pytest
 from ansible_collections.natsops.jetstream.plugins.module_utils import backup_files
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup import existing_backup
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from support.fixtures import NATSCLI_FIXTURE
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "natscli-v0.4-server-2.15.1" / "account-backup"
+FIXTURE = NATSCLI_FIXTURE / "account-backup"
 
 
 def make_stream_backup(directory: Path, data: bytes, with_manifest: bool = True) -> Path:
