@@ -17,11 +17,13 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
-    import nats
+    from nats.aio.client import Client as NatsClient
+    from nats.errors import Error as NatsClientError
     from nats.errors import SlowConsumerError
 except ImportError:
     HAS_NATS = False
     NATS_IMPORT_ERROR: str | None = traceback.format_exc()
+    NatsClient = NatsClientError = object  # type: ignore[misc,assignment]  (require_nats() reports it)
 else:
     HAS_NATS = True
     NATS_IMPORT_ERROR = None
@@ -173,11 +175,15 @@ def resolve_options(params: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
-    wants_tls = any(options.get(name) for name in ("tls_ca", "tls_cert")) or any(
-        url.startswith("tls://") for url in options["servers"]
+def wants_tls(options: dict[str, Any]) -> bool:
+    """Whether the user asked for TLS: a tls:// URL, or any of the TLS files (from the task or a context)."""
+    return any(options.get(name) for name in ("tls_ca", "tls_cert", "tls_key")) or any(
+        url.strip().lower().startswith("tls://") for url in options["servers"]
     )
-    if not wants_tls:
+
+
+def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
+    if not wants_tls(options):
         return None
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.get("tls_ca"))
     if options.get("tls_cert"):
@@ -187,6 +193,33 @@ def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
 
 def describe_servers(options: dict[str, Any]) -> str:
     return ", ".join(options["servers"])
+
+
+class TlsNotOffered(NatsClientError):  # type: ignore[misc,valid-type]
+    """TLS was asked for and the server offers none: refused before anything (credentials) is sent."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__(f"{server} offers no TLS")
+        self.server = server
+
+
+class SecureClient(NatsClient):  # type: ignore[misc,valid-type]
+    """nats-py's client, made to insist on TLS when asked, as the Go client's Secure option does.
+
+    nats-py upgrades to TLS only when the server's INFO requires it, so a server without TLS would get
+    the CONNECT, credentials included, in plaintext. The INFO is judged here, before the CONNECT: a
+    server that only offers TLS (``allow_non_tls``) is upgraded, one without TLS is refused.
+    """
+
+    require_tls = False
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if initial_connection and self.require_tls and not info.get("tls_required"):
+            if not info.get("tls_available"):
+                server = self._current_server.uri.netloc if self._current_server else "the server"
+                raise TlsNotOffered(server)
+            info["tls_required"] = True  # nats-py reads this very dict next to decide on the upgrade
+        await super()._process_info(info, initial_connection)
 
 
 class Connection:
@@ -234,10 +267,15 @@ class Connection:
             kwargs["nkeys_seed"] = options["nkey"]
         # A hard bound as well: nats-py's own retry logic has been known to loop.
         limit = options["connect_timeout"] * (len(options["servers"]) + 1) + 1
+        client = SecureClient()
+        client.require_tls = kwargs["tls"] is not None
         try:
-            self.client = await asyncio.wait_for(nats.connect(**kwargs), limit)
+            await asyncio.wait_for(client.connect(**kwargs), limit)
         except Exception as exc:  # nats-py raises many unrelated types here
+            with contextlib.suppress(Exception):  # a refused connection leaves its socket open otherwise
+                await asyncio.wait_for(client.close(), 1.0)
             raise NatsOpsError(connect_failure_message(exc, options)) from None
+        self.client = client
 
     async def close(self) -> None:
         if self.client is not None and not self.client.is_closed:
@@ -260,6 +298,12 @@ def describe_release(client: Any) -> str:
 def connect_failure_message(exc: BaseException, options: dict[str, Any]) -> str:
     text = str(exc) or type(exc).__name__
     where = describe_servers(options)
+    if isinstance(exc, TlsNotOffered):
+        return (
+            f"cannot connect to NATS at {where}: TLS was asked for (a tls:// URL, or tls_ca/tls_cert/tls_key) "
+            f"but {exc.server} offers no TLS (secure connection required); nothing, not even the credentials, "
+            "was sent to it. Enable TLS on the server, or point servers at one that has it"
+        )
     lowered = text.lower()
     if "authorization" in lowered or "authentication" in lowered:
         return (
