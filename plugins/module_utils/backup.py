@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
     StagedDirectory,
     looks_finished,
-    stream_dirs_of_account_backup,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RESTORE_MARKER, is_unfinished_restore
 from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams, selects_all
@@ -96,29 +96,52 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
     return plan
 
 
-def existing_backup(path: Path, single: bool) -> str:
-    """``absent``, ``finished`` (a completed backup of this form) or ``other`` (anything else)."""
+class ExistingBackup(str, Enum):
+    """What a backup finds at its path before it begins."""
+
+    ABSENT = "absent"
+    FINISHED = "finished"  # a completed backup of the same kind (one stream's, or an account's), nothing else
+    OTHER = "other"  # anything else: never touched, with or without force
+
+
+def existing_backup(path: Path, single: bool) -> ExistingBackup:
     if not path.exists() and not path.is_symlink():
-        return "absent"
+        return ExistingBackup.ABSENT
+    return ExistingBackup.FINISHED if is_finished_backup(path, single) else ExistingBackup.OTHER
+
+
+def is_finished_backup(path: Path, single: bool) -> bool:
+    """A finished backup of one stream (``single``) or of an account, and nothing else, at ``path``.
+
+    Strict on purpose: ``force`` replaces only what this says yes to, so a stray file, a folder that is
+    not a stream backup, a symlink or the other kind of backup keeps the whole path from being replaced.
+    """
     if single:
-        return "finished" if looks_finished(path) else "other"
-    stream_dirs = stream_dirs_of_account_backup(path)
-    top_level_files = [entry for entry in path.iterdir() if not entry.is_dir() and not entry.name.startswith(".")]
-    if stream_dirs and not top_level_files and all(looks_finished(entry) for entry in stream_dirs):
-        return "finished"
-    return "other"
+        return looks_finished(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    return bool(entries) and all(looks_finished(entry) for entry in entries)
 
 
 async def run_backup(
     connection: Connection, api: JetStreamApi, plan: BackupPlan, options: SnapshotOptions, parallel: int, force: bool
 ) -> list[SnapshotResult]:
-    """Back up every planned stream; commit the directory only when all succeeded."""
-    with StagedDirectory(plan.path) as staged:
-        if plan.single:
-            results = [await snapshot_stream(connection, api, plan.streams[0]["config"]["name"], staged.path, options)]
-        else:
-            results = await _snapshot_many(connection, api, plan, staged.path, options, parallel)
-        staged.commit(replace=force)
+    """Back up every planned stream; commit the directory only when all succeeded.
+
+    A disk error names the user's path, never the hidden one the backup is written under.
+    """
+    staged = StagedDirectory(plan.path)
+    try:
+        with disk_errors(), staged:
+            if plan.single:
+                name = plan.streams[0]["config"]["name"]
+                results = [await snapshot_stream(connection, api, name, staged.path, options)]
+            else:
+                results = await _snapshot_many(connection, api, plan, staged.path, options, parallel)
+            staged.commit(replaceable=(lambda target: is_finished_backup(target, plan.single)) if force else None)
+    except DiskError as exc:
+        raise staged.shown(exc) from None
     for result in results:
         result.path = str(plan.path if plan.single else plan.path / result.stream)
     return results

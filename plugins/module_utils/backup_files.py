@@ -22,9 +22,9 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError, disk_errors
 
 BACKUP_JSON = "backup.json"
 DATA_FILE = "stream.tar.s2"
@@ -32,6 +32,8 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "natsops.jetstream/stream-backup"
 MANIFEST_VERSION = 1
 S2_MAGIC = b"\xff\x06\x00\x00S2sTwO"
+# Everything a stream backup directory may hold (natscli writes the first two, we add the manifest).
+BACKUP_FILES = frozenset({BACKUP_JSON, DATA_FILE, MANIFEST})
 _HASH_BLOCK = 1 << 20
 
 
@@ -185,8 +187,8 @@ class BackgroundWriter:
         error = self._error or self._sync.error
         return self._disk_error(error) if isinstance(error, OSError) else error
 
-    def _disk_error(self, error: OSError) -> NatsOpsError:
-        return NatsOpsError(f"writing {self._writer.path} failed: {error}")
+    def _disk_error(self, error: OSError) -> DiskError:
+        return DiskError("writing", self._writer.path, error)
 
     def write(self, data: bytes) -> None:
         if (error := self._failed()) is not None:
@@ -242,20 +244,32 @@ class StagedDirectory:
         self.path = target.parent / f".{target.name}.partial-{token}"
         self._aside = target.parent / f".{target.name}.replaced-{token}"
 
+    def shown(self, error: DiskError) -> DiskError:
+        """The error with the target's path in place of the hidden staging one the user never sees."""
+        if error.path.is_relative_to(self.path):
+            return error.shown_as(self.target / error.path.relative_to(self.path))
+        return error
+
     def __enter__(self) -> StagedDirectory:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.path.mkdir()
+        with disk_errors(doing="creating"):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.path.exists():
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def commit(self, replace: bool) -> None:
+    def commit(self, replaceable: Callable[[Path], bool] | None = None) -> None:
+        """Rename into place. Something already at the target is replaced only if ``replaceable`` says so,
+        judged again now: what was checked before the backup began may have changed since."""
         fsync_dir(self.path)
         if self.target.exists() or self.target.is_symlink():
-            if not replace:
-                raise NatsOpsError(f"{self.target} appeared while the backup was written; it was left untouched")
+            if replaceable is None or not replaceable(self.target):
+                raise NatsOpsError(
+                    f"{self.target} appeared or changed while the backup was written and is not a finished backup "
+                    "this one may replace; it was left untouched and the new backup discarded: run again"
+                )
             os.rename(self.target, self._aside)
             os.rename(self.path, self.target)
             shutil.rmtree(self._aside, ignore_errors=True)
@@ -360,7 +374,12 @@ def verify_stream_backup(stream_dir: Path) -> dict[str, Any]:
 
 
 def looks_finished(stream_dir: Path) -> bool:
-    """A cheap test (no hashing) that a stream backup was completed."""
+    """A cheap test (no hashing) that a directory is a completed stream backup and holds nothing else."""
+    if stream_dir.is_symlink() or not stream_dir.is_dir():
+        return False
+    entries = list(stream_dir.iterdir())
+    if any(entry.name not in BACKUP_FILES or entry.is_symlink() or not entry.is_file() for entry in entries):
+        return False
     if not (is_stream_backup(stream_dir) and (stream_dir / DATA_FILE).is_file()):
         return False
     try:

@@ -168,9 +168,7 @@ def existing_export(path: Path) -> dict[str, tuple[str, dict[str, Any]] | None] 
     """
     if not path.exists() and not path.is_symlink():
         return None
-    foreign = [] if path.is_dir() else [path.name]
-    if path.is_dir():
-        foreign = [entry.name for entry in path.iterdir() if not (entry.is_file() and _EXPORT_FILE.match(entry.name))]
+    foreign = _foreign_entries(path)
     if foreign:
         raise NatsOpsError(
             f"{path} exists and is not a configuration export (it holds {', '.join(sorted(foreign)[:5])}); "
@@ -185,6 +183,17 @@ def existing_export(path: Path) -> dict[str, tuple[str, dict[str, Any]] | None] 
     return found
 
 
+def _foreign_entries(path: Path) -> list[str]:
+    """What at ``path`` an export does not hold (the path itself when it is no directory or a symlink)."""
+    if path.is_symlink() or not path.is_dir():
+        return [path.name]
+    return [
+        entry.name
+        for entry in path.iterdir()
+        if entry.is_symlink() or not (entry.is_file() and _EXPORT_FILE.match(entry.name))
+    ]
+
+
 def write_export(path: Path, files: dict[str, tuple[str, dict[str, Any]]], when: datetime | None = None) -> None:
     """Write the export under a temporary name and put it in place (over an earlier one) when complete."""
     when = when or datetime.now(timezone.utc)
@@ -196,4 +205,4 @@ def write_export(path: Path, files: dict[str, tuple[str, dict[str, Any]]], when:
                 handle.write(encode_entry(kind, payload, when))
                 handle.flush()
                 os.fsync(handle.fileno())
-        staged.commit(replace=True)
+        staged.commit(replaceable=lambda target: not _foreign_entries(target))

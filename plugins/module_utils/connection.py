@@ -28,7 +28,7 @@ else:
     HAS_NATS = True
     NATS_IMPORT_ERROR = None
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
@@ -120,6 +120,12 @@ def run_procedure(module: Any, procedure: Callable[[dict[str, Any], bool], Await
         result = asyncio.run(procedure(module.params, module.check_mode))
     except NatsOpsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        if not exc.filename:
+            raise
+        # A file operation no procedure put words to: still a message naming the file, not a traceback.
+        error = DiskError.of(exc, "using")
+        module.fail_json(msg=error.msg, **error.details)
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)

@@ -29,7 +29,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     write_json,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
 from ansible_collections.natsops.jetstream.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
 
@@ -139,7 +139,8 @@ async def snapshot_stream(
             warnings.append(f"window_size ignored: the server's API level {api_level} predates it")
 
     inbox = client.new_inbox()
-    writer = BackgroundWriter(directory / DATA_FILE)
+    with disk_errors(f"backup of {stream} failed"):
+        writer = BackgroundWriter(directory / DATA_FILE)
     receiver = ChunkReceiver(connection, writer, stream)
     subscription = None
     try:
@@ -162,10 +163,8 @@ async def snapshot_stream(
         positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
         try:
             chunks = await receiver.finished(options.stall_timeout)
-            try:
+            with disk_errors(f"backup of {stream} failed"):  # the last writes or the fsync
                 writer.close()
-            except NatsOpsError as exc:  # the last writes or the fsync failed: a disk error
-                raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
         except BaseException:
             if positions_task is not None:
                 positions_task.cancel()
@@ -183,7 +182,8 @@ async def snapshot_stream(
             await _unsubscribe(subscription)
 
     backup = {"config": reply.get("config") or {}, "state": reply.get("state") or {}}
-    backup_bytes = write_json(directory / BACKUP_JSON, backup)
+    with disk_errors(f"backup of {stream} failed"):
+        backup_bytes = write_json(directory / BACKUP_JSON, backup)
     duration = time.monotonic() - started
     state = backup["state"]
     result = SnapshotResult(
@@ -225,7 +225,8 @@ async def snapshot_stream(
         "duration_seconds": result.duration,
         "collection": {"name": COLLECTION_NAME, "version": COLLECTION_VERSION},
     }
-    write_json(directory / MANIFEST, manifest)
+    with disk_errors(f"backup of {stream} failed"):
+        write_json(directory / MANIFEST, manifest)
     return result
 
 
@@ -289,10 +290,8 @@ class ChunkReceiver:
                 raise self._failure(exc) from None
         else:
             self._saw_partial = True
-        try:
+        with disk_errors(f"backup of {stream} failed"):  # the writing thread's
             self.writer.write(data)
-        except NatsOpsError as exc:  # a disk error of the writing thread
-            raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
         self.chunks += 1
         return False
 

@@ -49,8 +49,12 @@ options:
     required: true
   force:
     description:
-      - Replace a backup that already exists at O(path). The old one is removed only after the new one is
+      - Replace a finished backup that already exists at O(path). The old one is removed only after the new one is
         complete.
+      - Only a finished backup of the same kind (one stream's for O(stream), an account's for O(streams)) that
+        holds nothing else is ever replaced. Anything else at O(path) (other files or folders beside or inside a
+        backup, an unfinished backup, a regular file, a symlink) is refused and left untouched, with or without
+        O(force).
     type: bool
     default: false
   consumers:
@@ -216,6 +220,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
+    ExistingBackup,
     existing_backup,
     plan_backup,
     run_backup,
@@ -240,12 +245,14 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     validate_chunk_size(params["chunk_size"])
     path = Path(params["path"])
     found = existing_backup(path, single=bool(params["stream"]))
-    if found == "other" and not params["force"]:
+    if found is ExistingBackup.OTHER:
         raise NatsOpsError(
-            f"{path} exists and is not a finished backup of this kind; it was left untouched. "
-            "Choose another path, remove it, or set force: true to replace it"
+            f"{path} exists and is not a finished {'stream' if params['stream'] else 'account'} backup; it was "
+            "left untouched (force replaces only a finished backup of the same kind, holding nothing else). "
+            "Choose another path, or move what is there away",
+            existing="other",
         )
-    if found == "finished" and not params["force"]:
+    if found is ExistingBackup.FINISHED and not params["force"]:
         return {
             "changed": False,
             "path": str(path),

@@ -464,7 +464,7 @@ def test_backup_refuses_to_overwrite_something_else(nats_standalone, tmp_path, u
     path = tmp_path / name
     path.mkdir()
     (path / "precious.txt").write_text("keep me")
-    with pytest.raises(ModuleFailed, match="exists and is not a finished backup"):
+    with pytest.raises(ModuleFailed, match="exists and is not a finished stream backup"):
         run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
     assert (path / "precious.txt").read_text() == "keep me"
 

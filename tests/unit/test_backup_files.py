@@ -117,11 +117,11 @@ def test_staged_directory_replaces_only_when_asked(tmp_path):
     (target / "old").write_text("old")
     with pytest.raises(NatsOpsError), backup_files.StagedDirectory(target) as staged:
         (staged.path / "new").write_text("new")
-        staged.commit(replace=False)
+        staged.commit()
     assert [p.name for p in target.iterdir()] == ["old"]
     with backup_files.StagedDirectory(target) as staged:
         (staged.path / "new").write_text("new")
-        staged.commit(replace=True)
+        staged.commit(replaceable=lambda target: True)
     assert [p.name for p in target.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["backup"]
 
@@ -139,6 +139,27 @@ def test_existing_backup_kinds(tmp_path):
     half = make_stream_backup(tmp_path / "half" / "S", s2_stream(b"x" * 100))
     (half / "stream.tar.s2").write_bytes(b"short")
     assert existing_backup(half, single=True) == "other"
+
+
+def test_only_a_finished_backup_holding_nothing_else_is_finished(tmp_path):
+    """force replaces only what is FINISHED: anything else at the path must read as OTHER."""
+    single = make_stream_backup(tmp_path / "one" / "S", s2_stream(b"x"))
+    (single / "notes.txt").write_text("mine")
+    assert existing_backup(single, single=True) == "other"
+    account = tmp_path / "account"
+    shutil.copytree(FIXTURE, account)
+    (account / "unrelated").mkdir()
+    assert existing_backup(account, single=False) == "other"  # a folder beside the stream backups
+    (account / "unrelated").rmdir()
+    (account / ".hidden").write_text("mine")
+    assert existing_backup(account, single=False) == "other"
+    (tmp_path / "file").write_text("a regular file")
+    assert existing_backup(tmp_path / "file", single=True) == "other"
+    assert existing_backup(tmp_path / "file", single=False) == "other"
+    (tmp_path / "link").symlink_to(FIXTURE)
+    assert existing_backup(tmp_path / "link", single=False) == "other"
+    (tmp_path / "empty").mkdir()
+    assert existing_backup(tmp_path / "empty", single=False) == "other"
 
 
 def test_background_writer_keeps_order_size_and_checksum_across_batches_and_syncs(tmp_path):
