@@ -28,6 +28,7 @@ from typing import Any
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import StagedDirectory, sha256_bytes
 from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields import outgoing
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 
 STREAM_TYPE = "stream"
 CONSUMER_TYPE = "consumer"
@@ -141,10 +142,14 @@ def read_export(path: Path) -> ConfigExport:
     return export
 
 
+_DAMAGED_EXPORT = "The export is damaged or was edited by hand"
+
+
 def _add_entry(export: ConfigExport, entry: Path, kind: str, payload: dict[str, Any]) -> None:
     if kind == STREAM_TYPE:
         if not payload.get("name"):
             raise NatsOpsError(f"{entry.name}: the stream configuration has no name")
+        check_name(payload["name"], where=f"in {entry.name}", advice=_DAMAGED_EXPORT)
         if payload["name"] in export.streams:
             raise NatsOpsError(f"{entry.name}: stream {payload['name']} is in the export twice")
         export.streams[payload["name"]] = payload
@@ -153,6 +158,10 @@ def _add_entry(export: ConfigExport, entry: Path, kind: str, payload: dict[str, 
         if not isinstance(config, dict) or not stream or not (config.get("durable_name") or payload.get("name")):
             raise NatsOpsError(f"{entry.name}: the consumer entry needs name, stream and config")
         config.setdefault("durable_name", payload.get("name"))
+        check_name(stream, where=f"in {entry.name}", advice="The export is damaged or was edited by hand")
+        check_name(
+            config["durable_name"], "consumer", f"in {entry.name}", "The export is damaged or was edited by hand"
+        )
         export.consumers[(stream, config["durable_name"])] = config
     elif kind == TEMPLATE_TYPE:
         export.skipped.append(f"{entry.name}: stream templates no longer exist (nats-server 2.10+)")

@@ -28,7 +28,13 @@ else:
     HAS_NATS = True
     NATS_IMPORT_ERROR = None
 
+try:  # nats-py's nkeys extra: needed for creds and nkey files only
+    import nkeys
+except ImportError:
+    nkeys = None
+
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_positive
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
@@ -168,6 +174,8 @@ def resolve_options(params: dict[str, Any]) -> dict[str, Any]:
                 options[name] = value
     if not options.get("servers"):
         options["servers"] = [DEFAULT_SERVER]
+    check_positive("connect_timeout", options.get("connect_timeout"))
+    check_positive("timeout", options.get("timeout"))
     for pair in CONNECTION_MUTUALLY_EXCLUSIVE:
         if all(options.get(name) for name in pair):
             raise NatsOpsError(f"options {pair[0]} and {pair[1]} are mutually exclusive (after reading the context)")
@@ -176,9 +184,60 @@ def resolve_options(params: dict[str, Any]) -> dict[str, Any]:
     for name in ("creds", "nkey", "tls_ca", "tls_cert", "tls_key"):
         if options.get(name):
             options[name] = os.path.expanduser(options[name])
-            if not os.path.isfile(options[name]):
-                raise NatsOpsError(f"{name} file {options[name]} does not exist")
+            _check_file_option(name, options[name])
     return options
+
+
+def _check_file_option(name: str, path: str) -> None:
+    if os.path.isdir(path):
+        raise NatsOpsError(f"{name} {path} is a directory: give the path of the file itself")
+    if not os.path.isfile(path):
+        raise NatsOpsError(f"{name} file {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise NatsOpsError(f"{name} file {path} is not readable by the user that runs the module")
+
+
+_CREDS_JWT = re.compile(r"-----BEGIN NATS USER JWT-----\s*\n\s*([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+)\s")
+_CREDS_SEED = re.compile(r"-----BEGIN USER NKEY SEED-----\s*\n\s*(S[A-Z2-7]+)\s")
+
+
+def check_credential_files(options: dict[str, Any]) -> None:
+    """Refuse a malformed creds or nkey file by name, before the server could be blamed for it."""
+    if options.get("creds"):
+        text = _read_text("creds", options["creds"])
+        seed = _CREDS_SEED.search(text)
+        if not _CREDS_JWT.search(text) or not seed:
+            raise NatsOpsError(
+                f"creds file {options['creds']} is not a NATS credentials file: it needs a 'NATS USER JWT' block "
+                "and a 'USER NKEY SEED' block, as nsc writes them ('nsc generate creds')"
+            )
+        _check_seed("creds", options["creds"], seed[1])
+    if options.get("nkey"):
+        _check_seed("nkey", options["nkey"], _read_text("nkey", options["nkey"]).strip())
+
+
+def _read_text(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(1 << 20)
+    except UnicodeDecodeError:
+        raise NatsOpsError(f"{name} file {path} is not text: not a NATS {name} file") from None
+    except OSError as exc:
+        raise NatsOpsError(f"{name} file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _check_seed(name: str, path: str, seed: str) -> None:
+    """A user nkey seed: 'SU' and a valid encoding (nkeys' own check)."""
+    problem = None
+    if not seed.startswith("SU"):
+        problem = "it does not hold a user nkey seed (one starting with 'SU')"
+    elif nkeys is not None:
+        try:
+            nkeys.from_seed(bytearray(seed.encode())).wipe()
+        except Exception as exc:  # nkeys raises its own types, or binascii's, for a damaged seed
+            problem = f"its nkey seed is damaged ({type(exc).__name__})"
+    if problem:
+        raise NatsOpsError(f"{name} file {path} is malformed: {problem}")
 
 
 def wants_tls(options: dict[str, Any]) -> bool:
@@ -191,9 +250,18 @@ def wants_tls(options: dict[str, Any]) -> bool:
 def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
     if not wants_tls(options):
         return None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.get("tls_ca"))
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.get("tls_ca"))
+    except (ssl.SSLError, OSError) as exc:
+        raise NatsOpsError(f"tls_ca file {options['tls_ca']} holds no usable PEM certificate: {exc}") from None
     if options.get("tls_cert"):
-        context.load_cert_chain(options["tls_cert"], options["tls_key"])
+        try:
+            context.load_cert_chain(options["tls_cert"], options["tls_key"])
+        except (ssl.SSLError, OSError) as exc:
+            raise NatsOpsError(
+                f"tls_cert {options['tls_cert']} and tls_key {options['tls_key']} are not a PEM certificate and "
+                f"its private key: {exc}"
+            ) from None
     return context
 
 
@@ -249,6 +317,7 @@ class Connection:
 
     async def open(self) -> None:
         options = self.options
+        check_credential_files(options)
         kwargs: dict[str, Any] = {
             "servers": options["servers"],
             "connect_timeout": options["connect_timeout"],

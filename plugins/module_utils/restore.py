@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
+    BACKUP_JSON,
     DATA_FILE,
     is_stream_backup,
     read_backup_json,
@@ -29,6 +30,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, nats_connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     STREAM_NAME_IN_USE,
     STREAM_NOT_FOUND,
@@ -48,6 +50,8 @@ except ImportError:  # reported by connection.require_nats()
 
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
+MIN_RESTORE_CHUNK = 1024
+MAX_RESTORE_CHUNK = 64 * 1024 * 1024  # nats-server's largest max_payload
 NO_RESPONDERS_GRACE = 3.0
 RESTORE_IN_FLIGHT = 4
 # How long a failed restore keeps trying to delete the stream it created. The server that died may have
@@ -105,6 +109,11 @@ def find_backups(path: Path, patterns: list[str] | None = None) -> list[StreamBa
     found = []
     for directory in directories:
         backup = read_backup_json(directory)
+        check_name(
+            backup["config"]["name"],
+            where=f"in {directory / BACKUP_JSON}",
+            advice="No server accepts it: the backup is damaged, or not a JetStream stream backup",
+        )
         found.append(
             StreamBackup(
                 name=backup["config"]["name"], directory=directory, backup=backup, manifest=read_manifest(directory)
@@ -309,7 +318,7 @@ async def _send_data(
     answer is still checked, in order, and the first error ends the restore.
     """
     client = connection.client
-    chunk_size = max(1024, min(options.chunk_size, int(client.max_payload or options.chunk_size)))
+    chunk_size = min(options.chunk_size, int(client.max_payload or options.chunk_size))
     in_flight: deque[asyncio.Future] = deque()
     try:
         with open(item.data_path, "rb") as handle:

@@ -35,6 +35,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.version import C
 
 MIN_CHUNK_SIZE = 1024
 MAX_CHUNK_SIZE = 1024 * 1024
+MIN_WINDOW_SIZE = 1024
+MAX_WINDOW_SIZE = 32 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 128 * 1024
 WINDOW_SIZE_API_LEVEL = 3
 # Generous client-side buffer: the server never has more than window_size bytes in flight, so

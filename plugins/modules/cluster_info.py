@@ -183,6 +183,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_positive
 
 POLL_INTERVAL = 1.0
 
@@ -190,6 +191,7 @@ POLL_INTERVAL = 1.0
 async def gather_facts(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """Only reads: the same in check mode."""
     options = resolve_options(params)
+    check_positive("wait_timeout", params["wait_timeout"])
     others = [account_options(params, entry) for entry in params["accounts"]]
     started = time.monotonic()
     deadline = started + params["wait_timeout"]

@@ -300,11 +300,14 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config 
     CONSUMER,
     desired_consumer,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 
 
 async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_name(params["stream"], where="in stream")
+    check_name(params["name"], kind="consumer", where="in name")
     desired = desired_consumer(params)
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])

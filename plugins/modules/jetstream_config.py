@@ -166,11 +166,13 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     resolve_options,
     run_procedure,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_selection
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 
 
 async def export_configuration(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_selection("streams", params["streams"])
     path = Path(params["path"])
     earlier = existing_export(path)  # refuses a path that holds anything else, before connecting
     async with nats_connection(options) as connection:
@@ -209,6 +211,7 @@ def file_diffs(earlier: dict[str, Any], files: dict[str, Any]) -> list[dict[str,
 
 async def import_configuration(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_selection("streams", params["streams"])
     export = read_export(Path(params["path"]))  # every checksum, before anything else
     chosen = select(export, params["streams"], params["consumers"])
     async with nats_connection(options) as connection:

@@ -94,6 +94,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     server_release,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
@@ -101,6 +102,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.system import Sy
 
 async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_name(params["stream"], where="in stream")
+    check_positive("wait_timeout", params["wait_timeout"])
     deadline = time.monotonic() + params["wait_timeout"]
     stream = params["stream"]
     async with nats_connection(options) as connection:

@@ -187,6 +187,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import (
     Removal,
@@ -315,6 +316,8 @@ async def remove_from_stream(params: dict[str, Any], options: dict[str, Any], ch
 
 async def remove_peer(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_name(params["stream"], where="in stream")
+    check_positive("wait_timeout", params["wait_timeout"])
     if params["stream"]:
         return await remove_from_stream(params, options, check_mode)
     return await remove_from_meta(params, options, check_mode)

@@ -382,6 +382,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     resolve_options,
     run_procedure,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
     STREAM,
@@ -391,6 +392,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config im
 
 async def manage_stream(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_name(params["name"], where="in name")
     desired = desired_stream(params)
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])

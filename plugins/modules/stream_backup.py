@@ -74,12 +74,13 @@ options:
     default: 131072
   window_size:
     description:
-      - Bytes the server may send before it waits for acknowledgements. Sent only to servers whose JetStream
-        API level knows it (3 and later, nats-server 2.11+); otherwise ignored with a warning.
+      - Bytes the server may send before it waits for acknowledgements, from 1024 to 33554432 (32 MiB). Sent only
+        to servers whose JetStream API level knows it (3 and later, nats-server 2.11+); otherwise ignored with a
+        warning.
     type: int
   parallel:
     description:
-      - How many streams to back up at the same time. Each stream has at most one snapshot running.
+      - How many streams to back up at the same time, from 1 to 64. Each stream has at most one snapshot running.
     type: int
     default: 4
 extends_documentation_fragment:
@@ -232,9 +233,17 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import (
+    MAX_PARALLEL,
+    check_name,
+    check_range,
+    check_selection,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
     DEFAULT_CHUNK_SIZE,
+    MAX_WINDOW_SIZE,
+    MIN_WINDOW_SIZE,
     SnapshotOptions,
     validate_chunk_size,
 )
@@ -242,7 +251,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import 
 
 async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_name(params["stream"], where="in stream")
+    check_selection("streams", params["streams"])
     validate_chunk_size(params["chunk_size"])
+    check_range("window_size", params["window_size"], MIN_WINDOW_SIZE, MAX_WINDOW_SIZE, "bytes")
+    check_range("parallel", params["parallel"], 1, MAX_PARALLEL, "streams at a time")
     path = Path(params["path"])
     found = existing_backup(path, single=bool(params["stream"]))
     if found is ExistingBackup.OTHER:

@@ -53,7 +53,7 @@ options:
     default: fail
   replicas:
     description:
-      - Number of replicas of the restored streams, instead of the backup's.
+      - Number of replicas of the restored streams, instead of the backup's, from 1 to 5.
       - Use V(1) to restore into a server that is not clustered.
     type: int
   cluster:
@@ -67,13 +67,13 @@ options:
     elements: str
   chunk_size:
     description:
-      - Bytes sent per request. Capped to the server's C(max_payload). Larger chunks restore faster
-        (natscli sends 64 KiB).
+      - Bytes sent per request, from 1024 to 67108864 (64 MiB), capped to the server's C(max_payload). Larger
+        chunks restore faster (natscli sends 64 KiB).
     type: int
     default: 1048576
   parallel:
     description:
-      - How many streams to restore at the same time.
+      - How many streams to restore at the same time, from 1 to 64.
     type: int
     default: 4
 extends_documentation_fragment:
@@ -199,10 +199,18 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import (
+    MAX_PARALLEL,
+    MAX_REPLICAS,
+    check_range,
+    check_selection,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     DEFAULT_RESTORE_CHUNK,
     IF_EXISTS_CHOICES,
+    MAX_RESTORE_CHUNK,
+    MIN_RESTORE_CHUNK,
     RestoreOptions,
     existing_streams,
     find_backups,
@@ -214,6 +222,10 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
 
 async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
+    check_selection("streams", params["streams"])
+    check_range("chunk_size", params["chunk_size"], MIN_RESTORE_CHUNK, MAX_RESTORE_CHUNK, "bytes")
+    check_range("parallel", params["parallel"], 1, MAX_PARALLEL, "streams at a time")
+    check_range("replicas", params["replicas"], 1, MAX_REPLICAS)
     backups = find_backups(Path(params["path"]), params["streams"])
     verify_backups(backups)
     restore_options = RestoreOptions(
