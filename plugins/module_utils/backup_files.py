@@ -21,6 +21,7 @@ import queue
 import shutil
 import threading
 import uuid
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -337,6 +338,94 @@ def check_s2_framing(path: Path) -> None:
             if offset > size:
                 raise NatsOpsError(f"{path} is truncated: its last chunk needs {offset - size} more bytes")
             handle.seek(offset)
+
+
+class ArchiveFormat(str, Enum):
+    """What a snapshot's stream.tar.s2 holds inside its S2 compression."""
+
+    V1 = "v1"  # a tar of the stream's store files (nats-server before 2.15)
+    V2 = "v2"  # ADR-63 "backup V2", a NATSARC1 archive (nats-server 2.15+, which alone can restore it)
+    UNKNOWN = "unknown"
+
+
+V2_MAGIC = b"NATSARC1"
+# The release that reads each format back: a V2 archive offered to an older server is refused by it.
+RESTORABLE_FROM = {ArchiveFormat.V1: (2, 10, 0), ArchiveFormat.V2: (2, 15, 0)}
+
+
+def archive_format(path: Path) -> ArchiveFormat:
+    """Tell V1 from V2 by the first bytes the S2 stream decodes to, without reading the rest.
+
+    V2 starts with ``NATSARC1``; V1 is a tar, whose first header has the ``ustar`` magic at offset 257.
+    """
+    start = _first_bytes(path, 512)
+    if start.startswith(V2_MAGIC):
+        return ArchiveFormat.V2
+    if start[257:262] == b"ustar":
+        return ArchiveFormat.V1
+    return ArchiveFormat.UNKNOWN
+
+
+def _first_bytes(path: Path, wanted: int) -> bytes:
+    """Up to ``wanted`` bytes decoded from the start of the first S2 data chunk (b"" if there is none)."""
+    with open(path, "rb") as handle:
+        if handle.read(len(S2_MAGIC)) != S2_MAGIC:
+            return b""
+        while len(header := handle.read(4)) == 4:
+            kind, length = header[0], int.from_bytes(header[1:4], "little")
+            if kind == 0x01:  # uncompressed data, after a 4-byte CRC
+                return handle.read(min(length, 4 + wanted))[4:]
+            if kind == 0x00:  # compressed data, after a 4-byte CRC
+                return _decode_block_prefix(handle.read(length)[4:], wanted)
+            handle.seek(length, os.SEEK_CUR)  # padding or a skippable chunk
+    return b""
+
+
+def _decode_block_prefix(block: bytes, wanted: int) -> bytes:
+    """Decode an S2 block until ``wanted`` bytes are out (S2 is Snappy plus a 'repeat last offset' copy)."""
+    out = bytearray()
+    index = 0
+    while index < len(block) and block[index] & 0x80:  # skip the uncompressed length, a varint
+        index += 1
+    index += 1
+    offset = 0
+    try:
+        while index < len(block) and len(out) < wanted:
+            tag = block[index]
+            kind = tag & 0x03
+            if kind == 0:  # literal: the length in the tag, or in the 1 to 4 bytes after it
+                size = tag >> 2
+                index += 1
+                if size >= 60:
+                    extra = size - 59
+                    size = int.from_bytes(block[index : index + extra], "little")
+                    index += extra
+                out += block[index : index + size + 1]
+                index += size + 1
+                continue
+            if kind == 1:  # copy with a 1-byte offset, or S2's repeat of the last offset
+                size = (tag >> 2) & 0x07
+                given = ((tag & 0xE0) << 3) | block[index + 1]
+                index += 2
+                if given:
+                    offset = given
+                elif size >= 5:  # a repeat with a longer length in the next 1 to 3 bytes
+                    extra = size - 4
+                    size = int.from_bytes(block[index : index + extra], "little") + (0, 4, 1 << 8, 1 << 16)[extra]
+                    index += extra
+                size += 4
+            else:  # copy with a 2- or 4-byte offset
+                width = 2 if kind == 2 else 4
+                size = (tag >> 2) + 1
+                offset = int.from_bytes(block[index + 1 : index + 1 + width], "little")
+                index += 1 + width
+            if not 0 < offset <= len(out):
+                return bytes(out)  # damaged: what was decoded so far is all there is
+            for _byte in range(size):  # byte by byte: a copy may overlap what it writes
+                out.append(out[-offset])
+    except IndexError:
+        pass
+    return bytes(out[:wanted])
 
 
 def verify_stream_backup(stream_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, nats_connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    Connection,
+    nats_connection,
+    server_info,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import NotSystemAccount, SystemApi, account_name
@@ -443,7 +447,7 @@ async def _add_account_streams(
     """The streams of the connection's account, through its own JetStream API."""
     account = await account_name(connection.client, options["timeout"])
     api = JetStreamApi(connection.client, options["domain"], options["timeout"])
-    server = str((getattr(connection.client, "_server_info", None) or {}).get("server_name") or "")
+    server = str(server_info(connection.client).get("server_name") or "")
     try:
         facts, missing = await streams_from_api(api, account, online, server)
     except NatsOpsError as exc:

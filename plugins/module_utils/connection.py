@@ -358,15 +358,20 @@ class Connection:
                 await self.client.close()
 
 
+def server_info(client: Any) -> dict[str, Any]:
+    """The INFO of the server the client is connected to (nats-py keeps it private; read only here)."""
+    return dict(getattr(client, "_server_info", None) or {})
+
+
 def server_release(client: Any) -> tuple[int, int, int]:
     """The release of the server the client is connected to, from its INFO (0.0.0 when unknown)."""
-    version = str((getattr(client, "_server_info", None) or {}).get("version") or "")
+    version = str(server_info(client).get("version") or "")
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
     return (int(match[1]), int(match[2]), int(match[3])) if match else (0, 0, 0)
 
 
 def describe_release(client: Any) -> str:
-    info = getattr(client, "_server_info", None) or {}
+    info = server_info(client)
     return f"server {info.get('server_name') or '?'} runs nats-server {info.get('version') or '(unknown release)'}"
 
 

@@ -28,7 +28,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     sha256_bytes,
     write_json,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, server_info
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
 from ansible_collections.natsops.jetstream.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
@@ -111,7 +111,7 @@ def end_status(headers: dict[str, str] | None) -> tuple[bool, str]:
 
 
 def server_facts(connection: Connection, api_level: int) -> dict[str, Any]:
-    info = getattr(connection.client, "_server_info", None) or {}
+    info = server_info(connection.client)
     return {
         "name": info.get("server_name"),
         "version": info.get("version"),
