@@ -26,8 +26,8 @@ class NotSystemAccount(NatsOpsError):
 
 NOT_SYSTEM_ACCOUNT = (
     "the credentials are not those of the system account: no server answers $SYS.REQ.SERVER.PING "
-    "(the server's system_account, often SYS). Meta-group facts and changes need them; the server "
-    "silently drops $JS.API.SERVER.* requests from other accounts"
+    "(the server's system_account, often SYS). Meta-group facts and changes need them; servers from "
+    "2.10.27 on drop $JS.API.SERVER.* requests from other accounts without an answer"
 )
 
 

@@ -25,7 +25,10 @@ description:
   - "The system account cannot see a stream whose every replica is on servers that are down. Give the
     accounts' credentials in O(accounts) so their R1 streams on the peer are found; accounts not checked that
     way make the module refuse unless O(accept_data_loss=true)."
-  - A peer that is not a member is left alone (C(changed=false)). While a meta leader is being elected
+  - A peer that is not a member is left alone (C(changed=false)), with a warning that lists the members (and
+    the closest name). The servers keep no record of removed peers, so a peer removed earlier and a mistyped
+    name get the same answer from them: the module cannot tell the two apart, and says so.
+  - While a meta leader is being elected
     (the lost server was the leader) requests go unanswered; the module retries with back-off, then waits
     until the leader no longer lists the peer, all within O(wait_timeout).
 options:
@@ -157,6 +160,11 @@ removal:
       description: Accounts whose streams on the peer could not be seen (give them in O(accounts)).
       type: list
       elements: str
+members:
+  description: The group's members, when the peer is not one of them.
+  returned: when the peer is not a member
+  type: list
+  elements: str
 members_after:
   description: Members of the group once the removal shows.
   returned: when a peer was removed
@@ -168,6 +176,7 @@ duration:
   type: float
 """
 
+import difflib
 import time
 from typing import Any
 
@@ -200,14 +209,27 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.membership impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
 
 
-def not_a_member(params: dict[str, Any], group: str) -> dict[str, Any]:
+def not_a_member(params: dict[str, Any], group: str, members: list[str]) -> dict[str, Any]:
+    """Nothing to remove. The servers keep no record of removed peers (a name removed earlier and a
+    mistyped one get the same answer from them), so the members are listed, with the closest name."""
     named = params["peer"] or params["peer_id"]
+    listed = ", ".join(f"{name} ({peer_id(name)})" for name in members) or "none"
+    by_id = {peer_id(name): name for name in members}
+    closest = difflib.get_close_matches(params["peer"], members, n=1) if params["peer"] else []
+    closest = closest or [by_id[match] for match in difflib.get_close_matches(params["peer_id"] or "", list(by_id), 1)]
+    hint = f" Did you mean {closest[0]}?" if closest else ""
     return {
         "changed": False,
         "group": group,
         "peer": params["peer"],
         "peer_id": params["peer_id"] or (peer_id(params["peer"]) if params["peer"] else None),
-        "msg": f"{named} is not a member of the {group} group: nothing to remove",
+        "members": members,
+        "msg": f"{named} is not a member of the {group} group: nothing to remove (members: {listed})",
+        "warnings": [
+            f"{named} is not a member of the {group} group (members: {listed}). If it was removed before, there "
+            "is nothing left to do; the servers keep no record of removed peers, so a mistyped name looks the "
+            f"same: check it against the members.{hint}"
+        ],
     }
 
 
@@ -236,7 +258,7 @@ async def remove_from_meta(params: dict[str, Any], options: dict[str, Any], chec
         )
         member = view.meta.find(name=params["peer"], peer=params["peer_id"])
         if member is None:
-            return not_a_member(params, "meta")
+            return not_a_member(params, "meta", [each.name for each in view.meta.members])
         removal = judge_meta_removal(view, member, params["force"], params["accept_data_loss"])
         report = refuse_or_report(removal, check_mode)
         if report:
@@ -296,7 +318,7 @@ async def remove_from_stream(params: dict[str, Any], options: dict[str, Any], ch
             None,
         )
         if member is None:
-            return not_a_member(params, stream)
+            return not_a_member(params, stream, [each.name for each in facts.members])
         removal = judge_stream_removal(facts, member, params["force"], params["accept_data_loss"])
         report = refuse_or_report(removal, check_mode)
         if report:

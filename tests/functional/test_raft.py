@@ -163,6 +163,14 @@ def test_r1_streams_on_the_peer_are_named_and_refused(fresh_cluster, unique_name
 def test_non_member_is_a_no_op_and_check_mode_changes_nothing(nats_cluster):
     result = run_module("raft_peer_remove", system(nats_cluster, peer="no-such-server"))
     assert result["changed"] is False and "not a member" in result["msg"]
+    assert sorted(result["members"]) == sorted(node.name for node in nats_cluster.nodes)
+    for node in nats_cluster.nodes:
+        assert node.name in result["msg"]
+    # A typo and a peer removed earlier look alike to the servers: the warning says so and names the closest.
+    typo = nats_cluster.nodes[0].name + "x"
+    (warning,) = run_module("raft_peer_remove", system(nats_cluster, peer=typo))["warnings"]
+    assert "keep no record of removed peers" in warning
+    assert f"Did you mean {nats_cluster.nodes[0].name}?" in warning
     result = run_module("raft_peer_remove", system(nats_cluster, peer_id="ZZZZZZZZ"), check_mode=True)
     assert result["changed"] is False
 
