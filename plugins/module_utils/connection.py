@@ -18,12 +18,13 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
     from nats.aio.client import Client as NatsClient
+    from nats.errors import ConnectionClosedError as NatsConnectionClosed
     from nats.errors import Error as NatsClientError
     from nats.errors import SlowConsumerError
 except ImportError:
     HAS_NATS = False
     NATS_IMPORT_ERROR: str | None = traceback.format_exc()
-    NatsClient = NatsClientError = object  # type: ignore[misc,assignment]  (require_nats() reports it)
+    NatsClient = NatsClientError = NatsConnectionClosed = object  # type: ignore[misc,assignment]  (see require_nats)
 else:
     HAS_NATS = True
     NATS_IMPORT_ERROR = None
@@ -296,6 +297,20 @@ class SecureClient(NatsClient):  # type: ignore[misc,valid-type]
         await super()._process_info(info, initial_connection)
 
 
+def _fail_waiting_replies(client: Any) -> None:
+    """Fail every request still waiting for its reply, and every flush waiting for its pong.
+
+    nats-py closes a lost connection without touching them: each would wait out its own timeout (the
+    finishing request of a restore has an hour), so a run would go on long after nothing could answer.
+    """
+    if client is None:
+        return
+    waiting = list((getattr(client, "_resp_map", None) or {}).values()) + list(getattr(client, "_pongs", None) or [])
+    for future in waiting:
+        if not future.done():
+            future.set_exception(NatsConnectionClosed())
+
+
 class Connection:
     """A connected client plus what went wrong on it asynchronously (slow consumers, disconnects)."""
 
@@ -314,6 +329,12 @@ class Connection:
 
     async def _on_disconnect(self) -> None:
         self.disconnected = True
+        _fail_waiting_replies(self.client)
+
+    @property
+    def lost(self) -> bool:
+        """The connection is gone: nothing more can be sent or received on it."""
+        return self.disconnected or self.client is None or self.client.is_closed
 
     async def open(self) -> None:
         options = self.options
@@ -328,6 +349,7 @@ class Connection:
             "reconnect_time_wait": 0.1,
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnect,
+            "closed_cb": self._on_disconnect,
             "name": "natsops.jetstream",
             "tls": build_tls_context(options),
         }

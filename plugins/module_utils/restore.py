@@ -16,20 +16,23 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
     BACKUP_JSON,
     DATA_FILE,
+    ArchiveFormat,
+    archive_format,
     is_stream_backup,
     read_backup_json,
     read_manifest,
     stream_dirs_of_account_backup,
     verify_stream_backup,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, nats_connection
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     STREAM_NAME_IN_USE,
@@ -59,10 +62,30 @@ RESTORE_IN_FLIGHT = 4
 CLEANUP_WINDOW = 30.0
 # A stream is restored with this metadata and loses it once verified. A stream that still has it is
 # what a restore left when it was cut short (a standalone server killed mid-restore keeps such a
-# half-made stream): a later restore replaces it whatever if_exists says.
+# half-made stream), unless its owner's claim (restore_claims) shows that restore still running: a
+# later restore replaces it whatever if_exists says. The owner keys say who made it, for the operator.
 RESTORE_MARKER = ("natsops.jetstream.restore", "incomplete")
+OWNER_KEYS = {"owner": "natsops.jetstream.restore.owner", "since": "natsops.jetstream.restore.since"}
 IF_EXISTS_CHOICES = ("fail", "skip", "replace")
 MIB = 1024 * 1024
+
+
+class RestoreAction(str, Enum):
+    """What a restore does with one stream, decided before anything is touched."""
+
+    RESTORE = "restore"  # nothing of that name exists
+    SKIP = "skip"  # it exists and if_exists is skip
+    REPLACE = "replace"  # it exists and if_exists is replace: a safety backup first (restore_run)
+    REDO = "redo"  # an interrupted restore left it half-made: restored again whatever if_exists says
+
+
+class ConnectionLost(NatsOpsError):
+    """The connection went away while a stream was restored; ``created`` if the stream may exist."""
+
+    def __init__(self, stream: str, created: bool, msg: str | None = None) -> None:
+        super().__init__(msg or f"restore of {stream} failed: the connection to the server was lost")
+        self.stream = stream
+        self.created = created
 
 
 @dataclass
@@ -90,6 +113,10 @@ class StreamBackup:
     @property
     def data_path(self) -> Path:
         return self.directory / DATA_FILE
+
+    @property
+    def archive(self) -> ArchiveFormat:
+        return ArchiveFormat(self.verification.get("archive_format") or ArchiveFormat.UNKNOWN.value)
 
 
 def find_backups(path: Path, patterns: list[str] | None = None) -> list[StreamBackup]:
@@ -126,13 +153,15 @@ def find_backups(path: Path, patterns: list[str] | None = None) -> list[StreamBa
 
 
 def verify_backups(backups: list[StreamBackup]) -> None:
-    """Refuse a damaged or incomplete backup before anything touches a server."""
+    """Refuse a damaged or incomplete backup before anything touches a server; tell each one's format."""
     for item in backups:
-        item.verification = verify_stream_backup(item.directory)
+        with disk_errors(doing="reading"):
+            item.verification = verify_stream_backup(item.directory)
+            item.verification["archive_format"] = archive_format(item.data_path).value
 
 
-def restore_config(item: StreamBackup, options: RestoreOptions) -> dict[str, Any]:
-    """The stream config to restore: the backup's, with the requested overrides."""
+def restore_config(item: StreamBackup, options: RestoreOptions, owner: dict[str, str] | None = None) -> dict[str, Any]:
+    """The stream config to restore: the backup's, with the requested overrides and the restore's marker."""
     config = copy.deepcopy(item.backup["config"])
     if options.replicas is not None:
         config["num_replicas"] = options.replicas
@@ -145,7 +174,9 @@ def restore_config(item: StreamBackup, options: RestoreOptions) -> dict[str, Any
         config["placement"] = {key: value for key, value in placement.items() if value}
         if not config["placement"]:
             config.pop("placement")
-    config["metadata"] = {**(config.get("metadata") or {}), RESTORE_MARKER[0]: RESTORE_MARKER[1]}
+    marker = {RESTORE_MARKER[0]: RESTORE_MARKER[1]}
+    marker.update({key: str(owner[field]) for field, key in OWNER_KEYS.items() if owner and owner.get(field)})
+    config["metadata"] = {**(config.get("metadata") or {}), **marker}
     return config
 
 
@@ -157,7 +188,8 @@ def is_unfinished_restore(info: dict[str, Any]) -> bool:
 def without_marker(config: dict[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(config)
     metadata = config.get("metadata") or {}
-    metadata.pop(RESTORE_MARKER[0], None)
+    for key in (RESTORE_MARKER[0], *OWNER_KEYS.values()):
+        metadata.pop(key, None)
     config["metadata"] = metadata
     return config
 
@@ -168,7 +200,7 @@ async def existing_streams(api: JetStreamApi, backups: list[StreamBackup]) -> di
     return {item.name: info for item, info in zip(backups, infos, strict=True) if info is not None}
 
 
-def plan_actions(backups: list[StreamBackup], existing: dict[str, Any], if_exists: str) -> dict[str, str]:
+def plan_actions(backups: list[StreamBackup], existing: dict[str, Any], if_exists: str) -> dict[str, RestoreAction]:
     """What to do per stream, decided before anything is touched.
 
     ``restore`` (absent), ``skip`` or ``replace`` (exists, per if_exists), ``redo`` (an unfinished
@@ -186,11 +218,11 @@ def plan_actions(backups: list[StreamBackup], existing: dict[str, Any], if_exist
     actions = {}
     for item in backups:
         if item.name in unfinished:
-            actions[item.name] = "redo"
+            actions[item.name] = RestoreAction.REDO
         elif item.name not in existing:
-            actions[item.name] = "restore"
+            actions[item.name] = RestoreAction.RESTORE
         else:
-            actions[item.name] = "skip" if if_exists == "skip" else "replace"
+            actions[item.name] = RestoreAction.SKIP if if_exists == "skip" else RestoreAction.REPLACE
     return actions
 
 
@@ -217,16 +249,25 @@ def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
 
 
 async def restore_stream(
-    connection: Connection, api: JetStreamApi, item: StreamBackup, options: RestoreOptions, action: str
+    connection: Connection,
+    api: JetStreamApi,
+    item: StreamBackup,
+    options: RestoreOptions,
+    action: RestoreAction,
+    owner: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Restore one verified backup; on failure delete the stream only if this call created it.
 
-    ``action`` is ``restore``, or ``replace``/``redo`` to delete the existing stream first.
+    ``action`` is ``restore``, or ``redo`` to delete the half-made stream an interrupted restore left.
+    A lost connection raises ConnectionLost, and the stream is left to the run's one clean-up pass
+    (restore_run): one reconnection for all the streams in flight, not one per stream.
     """
     started = time.monotonic()
-    if action in ("replace", "redo"):
+    if connection.lost:
+        raise ConnectionLost(item.name, created=False)
+    if action is RestoreAction.REDO:
         await api.delete_stream(item.name)
-    config = restore_config(item, options)
+    config = restore_config(item, options, owner)
     created = False
     try:
         try:
@@ -257,21 +298,23 @@ async def restore_stream(
             )
         await api.request(f"STREAM.UPDATE.{item.name}", without_marker(final.get("config") or config))
     except NatsOpsError as exc:
+        if connection.lost:
+            raise ConnectionLost(item.name, created) from None
         if created:
-            leftover = await _remove_created_stream(connection, api, item.name)
+            leftover = await remove_created_stream(api, item.name)
             if leftover:
                 raise NatsOpsError(f"{exc.msg}; {leftover}", **exc.details) from None
         raise
     except BaseException:
-        if created:
-            await _remove_created_stream(connection, api, item.name)
+        if created and not connection.lost:
+            await remove_created_stream(api, item.name)
         raise
     duration = time.monotonic() - started
     size = item.data_path.stat().st_size
     return {
         "stream": item.name,
         "path": str(item.directory),
-        "action": {"replace": "replaced", "redo": "redone"}.get(action, "restored"),
+        "action": {RestoreAction.REDO: "redone"}.get(action, "restored"),
         "bytes": size,
         "duration": round(duration, 3),
         "throughput_mib_s": round(size / MIB / duration, 2) if duration > 0 else 0.0,
@@ -387,30 +430,24 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def _send_failure(connection: Connection, stream: str, phase: str, exc: BaseException) -> NatsOpsError:
-    if connection.disconnected or connection.client.is_closed:
+    if connection.lost:
         return NatsOpsError(f"restore of {stream} failed: the connection to the server was lost while {phase}")
     return NatsOpsError(f"restore of {stream} failed while {phase}: {_describe(exc, 0)}")
 
 
-async def _remove_created_stream(connection: Connection, api: JetStreamApi, stream: str) -> str | None:
-    """Delete a half-made stream this restore created; say what to do if that fails.
+async def remove_created_stream(api: JetStreamApi, stream: str) -> str | None:
+    """Delete a half-made stream this restore created; None when gone, else what to do about it.
 
     The delete goes straight to the meta leader: asking for the stream's info first would time out
-    while the stream has no leader (a failed clustered restore can leave such a dead stream). If the
-    server this run was connected to is the one that died, another of ``servers`` is tried.
+    while the stream has no leader (a failed clustered restore can leave such a dead stream).
     """
     problem = await _delete_created(api, stream)
-    if problem and (connection.disconnected or connection.client.is_closed):
-        try:
-            async with nats_connection(connection.options) as fresh:
-                problem = await _delete_created(api.using(fresh.client), stream)
-        except NatsOpsError as exc:
-            problem = exc.msg
     if problem is None:
         return None
     return (
         f"the half-made stream {stream} this restore created could not be removed ({problem}): "
-        f"check it with 'nats stream info {stream}' and delete it with 'nats stream rm {stream}'"
+        f"check it with 'nats stream info {stream}' and delete it with 'nats stream rm {stream}'; "
+        "or run the restore again, which redoes it"
     )
 
 
@@ -432,28 +469,3 @@ async def _delete_created(api: JetStreamApi, stream: str) -> str | None:
                 break
         await asyncio.sleep(0.5)
     return problem
-
-
-async def restore_many(
-    connection: Connection,
-    api: JetStreamApi,
-    backups: list[StreamBackup],
-    actions: dict[str, str],
-    options: RestoreOptions,
-    parallel: int,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Restore the streams whose action is restore or replace; return (results, failures)."""
-    limit = asyncio.Semaphore(max(1, parallel))
-    results: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-
-    async def one(item: StreamBackup) -> None:
-        async with limit:
-            try:
-                results.append(await restore_stream(connection, api, item, options, actions[item.name]))
-            except NatsOpsError as exc:
-                failures.append({"stream": item.name, "msg": exc.msg, **exc.details})
-
-    await asyncio.gather(*(one(item) for item in backups if actions[item.name] != "skip"))
-    results.sort(key=lambda result: result["stream"])
-    return results, failures

@@ -188,6 +188,7 @@ failures:
   elements: dict
 """
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -211,23 +212,31 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     IF_EXISTS_CHOICES,
     MAX_RESTORE_CHUNK,
     MIN_RESTORE_CHUNK,
+    RestoreAction,
     RestoreOptions,
+    StreamBackup,
     existing_streams,
     find_backups,
     plan_actions,
-    restore_many,
+    restore_config,
     verify_backups,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore_checks import Planned, problems, read_target
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore_claims import RestoreClaims
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore_run import (
+    RestoreRun,
+    RunOutcome,
+    SafetyOptions,
+    describe_loss,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.safety import default_safety_root
 
 
 async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
-    check_selection("streams", params["streams"])
-    check_range("chunk_size", params["chunk_size"], MIN_RESTORE_CHUNK, MAX_RESTORE_CHUNK, "bytes")
-    check_range("parallel", params["parallel"], 1, MAX_PARALLEL, "streams at a time")
-    check_range("replicas", params["replicas"], 1, MAX_REPLICAS)
+    check_inputs(params)
     backups = find_backups(Path(params["path"]), params["streams"])
-    verify_backups(backups)
+    verify_backups(backups)  # every backup, before any server is touched
     restore_options = RestoreOptions(
         replicas=params["replicas"],
         cluster=params["cluster"],
@@ -236,36 +245,124 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         chunk_size=params["chunk_size"],
         chunk_timeout=options["timeout"],
     )
+    safety = SafetyOptions(Path(params["safety_backup_dir"] or default_safety_root()), params["keep_safety_backup"])
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
-        existing = await existing_streams(api, backups)
+        claims = RestoreClaims(connection.client, options["domain"])
+        (held, claim_warnings), existing, target = await asyncio.gather(
+            claims.take([item.name for item in backups], hold=not check_mode),  # a check-mode run holds nothing
+            existing_streams(api, backups),
+            read_target(connection.client, api, options["domain"]),
+        )
+        refuse_streams_being_restored(held)
         actions = plan_actions(backups, existing, params["if_exists"])
-        result: dict[str, Any] = {
-            "planned": [
-                {
-                    "stream": item.name,
-                    "action": actions[item.name],
-                    "messages": int(item.backup["state"].get("messages") or 0),
-                    "exists": item.name in existing,
-                }
-                for item in backups
-            ],
-            "skipped_streams": sorted(name for name, action in actions.items() if action == "skip"),
-            "restored": [],
-        }
-        result["changed"] = any(action != "skip" for action in actions.values())
-        result["warnings"] = [
-            f"stream {name} is what an earlier restore left unfinished; it will be replaced from the backup"
-            for name, action in sorted(actions.items())
-            if action == "redo"
-        ]
+        refuse_what_cannot_be_restored(problems(target, checked(backups, actions, existing, restore_options)))
+        result = planned(backups, actions, existing, safety)
+        result["warnings"] += claim_warnings
         if check_mode:
             return result
-        restored, failed = await restore_many(connection, api, backups, actions, restore_options, params["parallel"])
-    result["restored"] = restored
-    if failed:
-        reasons = "; ".join(f"{failure['stream']}: {failure['msg']}" for failure in failed)
-        raise NatsOpsError(f"restore failed for {len(failed)} stream(s): {reasons}", failures=failed, **result)
+        run = RestoreRun(connection, api, restore_options, claims.describe(), safety)
+        outcome = await run.run(backups, actions, existing, params["parallel"])
+    return reported(result, outcome)
+
+
+def check_inputs(params: dict[str, Any]) -> None:
+    check_selection("streams", params["streams"])
+    check_range("chunk_size", params["chunk_size"], MIN_RESTORE_CHUNK, MAX_RESTORE_CHUNK, "bytes")
+    check_range("parallel", params["parallel"], 1, MAX_PARALLEL, "streams at a time")
+    check_range("replicas", params["replicas"], 1, MAX_REPLICAS)
+
+
+def refuse_streams_being_restored(held: dict[str, dict[str, str]]) -> None:
+    if held:
+        who = "; ".join(f"{name} by {claim.get('owner')} since {claim.get('since')}" for name, claim in held.items())
+        raise NatsOpsError(
+            f"another restore is restoring {', '.join(sorted(held))} right now ({who}); nothing was restored. "
+            "Wait until it has ended (or stop it), then run again",
+            being_restored=held,
+        )
+
+
+def checked(
+    backups: list[StreamBackup],
+    actions: dict[str, RestoreAction],
+    existing: dict[str, dict[str, Any]],
+    options: RestoreOptions,
+) -> list[Planned]:
+    """Each stream as the checks before the restore see it."""
+    found = []
+    for item in backups:
+        config = restore_config(item, options)
+        found.append(
+            Planned(
+                name=item.name,
+                action=actions[item.name].value,
+                archive=item.archive,
+                replicas=int(config.get("num_replicas") or 1),
+                placement_cluster=(config.get("placement") or {}).get("cluster"),
+                storage=str(config.get("storage") or "file"),
+                bytes=int(item.backup["state"].get("bytes") or 0),
+                existing=existing.get(item.name),
+            )
+        )
+    return found
+
+
+def refuse_what_cannot_be_restored(found: dict[str, str]) -> None:
+    if found:
+        raise NatsOpsError(
+            "nothing was restored, and nothing was deleted: "
+            + "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items())),
+            refused=found,
+        )
+
+
+def planned(
+    backups: list[StreamBackup],
+    actions: dict[str, RestoreAction],
+    existing: dict[str, dict[str, Any]],
+    safety: SafetyOptions,
+) -> dict[str, Any]:
+    """What is (or in check mode would be) done per stream."""
+    entries = []
+    for item in backups:
+        entry = {
+            "stream": item.name,
+            "action": actions[item.name].value,
+            "messages": int(item.backup["state"].get("messages") or 0),
+            "exists": item.name in existing,
+        }
+        if actions[item.name] is RestoreAction.REPLACE:
+            entry["safety_backup_dir"] = str(safety.root)
+        entries.append(entry)
+    return {
+        "changed": any(action is not RestoreAction.SKIP for action in actions.values()),
+        "planned": entries,
+        "skipped_streams": sorted(name for name, action in actions.items() if action is RestoreAction.SKIP),
+        "restored": [],
+        "warnings": [
+            f"stream {name} is what an earlier restore left unfinished; it will be replaced from the backup"
+            for name, action in sorted(actions.items())
+            if action is RestoreAction.REDO
+        ],
+    }
+
+
+def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
+    result["restored"] = outcome.restored
+    if outcome.lost:
+        raise NatsOpsError(
+            describe_loss(outcome),
+            failures=outcome.failures,
+            incomplete=outcome.incomplete,
+            not_started=outcome.not_started,
+            **result,
+        )
+    if outcome.failures:
+        reasons = "; ".join(f"{failure['stream']}: {failure['msg']}" for failure in outcome.failures)
+        raise NatsOpsError(
+            f"restore failed for {len(outcome.failures)} stream(s): {reasons}", failures=outcome.failures, **result
+        )
     return result
 
 
@@ -280,6 +377,8 @@ def main() -> None:
             tags={"type": "list", "elements": "str"},
             chunk_size={"type": "int", "default": DEFAULT_RESTORE_CHUNK},
             parallel={"type": "int", "default": 4},
+            safety_backup_dir={"type": "path"},
+            keep_safety_backup={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
     )
