@@ -132,31 +132,69 @@ async def run_backup(
     A disk error names the user's path, never the hidden one the backup is written under.
     """
     staged = StagedDirectory(plan.path)
+    progress = Progress()
     try:
-        with disk_errors(), staged:
-            if plan.single:
-                name = plan.streams[0]["config"]["name"]
-                results = [await snapshot_stream(connection, api, name, staged.path, options)]
-            else:
-                results = await _snapshot_many(connection, api, plan, staged.path, options, parallel)
-            staged.commit(replaceable=(lambda target: is_finished_backup(target, plan.single)) if force else None)
-    except DiskError as exc:
-        raise staged.shown(exc) from None
+        try:
+            with disk_errors(), staged:
+                if plan.single:
+                    name = plan.streams[0]["config"]["name"]
+                    results = [await snapshot_stream(connection, api, name, staged.path, options)]
+                else:
+                    results = await _snapshot_many(connection, api, plan, staged.path, options, parallel, progress)
+                staged.commit(replaceable=(lambda target: is_finished_backup(target, plan.single)) if force else None)
+        except DiskError as exc:
+            raise staged.shown(exc) from None
+    except NatsOpsError as exc:
+        if plan.single:
+            raise
+        raise NatsOpsError(f"{exc.msg}; {progress.describe(plan)}", **exc.details, **progress.as_dict(plan)) from None
     for result in results:
         result.path = str(plan.path if plan.single else plan.path / result.stream)
     return results
 
 
+@dataclass
+class Progress:
+    """How far an account backup got: what a failure reports, since the whole backup is then discarded."""
+
+    done: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+    def as_dict(self, plan: BackupPlan) -> dict[str, list[str]]:
+        names = [info["config"]["name"] for info in plan.streams]
+        return {
+            "backed_up": sorted(self.done),
+            "in_flight": sorted(set(self.started) - set(self.done)),
+            "not_started": [name for name in names if name not in self.started],
+        }
+
+    def describe(self, plan: BackupPlan) -> str:
+        counts = {key: len(names) for key, names in self.as_dict(plan).items()}
+        return (
+            f"nothing was kept at {plan.path} ({counts['backed_up']} of {len(plan.streams)} streams had been backed "
+            f"up, {counts['in_flight']} were in flight, {counts['not_started']} never started): run the backup again"
+        )
+
+
 async def _snapshot_many(
-    connection: Connection, api: JetStreamApi, plan: BackupPlan, root: Path, options: SnapshotOptions, parallel: int
+    connection: Connection,
+    api: JetStreamApi,
+    plan: BackupPlan,
+    root: Path,
+    options: SnapshotOptions,
+    parallel: int,
+    progress: Progress,
 ) -> list[SnapshotResult]:
     limit = asyncio.Semaphore(max(1, parallel))
 
     async def one(name: str) -> SnapshotResult:
         async with limit:
+            progress.started.append(name)
             directory = root / name
             directory.mkdir()
-            return await snapshot_stream(connection, api, name, directory, options)
+            result = await snapshot_stream(connection, api, name, directory, options)
+            progress.done.append(name)
+            return result
 
     tasks = [asyncio.ensure_future(one(info["config"]["name"])) for info in plan.streams]
     try:

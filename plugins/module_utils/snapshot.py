@@ -146,12 +146,15 @@ async def snapshot_stream(
     receiver = ChunkReceiver(connection, writer, stream)
     subscription = None
     try:
-        subscription = await client.subscribe(
-            inbox,
-            cb=receiver.on_message,
-            pending_msgs_limit=PENDING_MSGS_LIMIT,
-            pending_bytes_limit=PENDING_BYTES_LIMIT,
-        )
+        try:
+            subscription = await client.subscribe(
+                inbox,
+                cb=receiver.on_message,
+                pending_msgs_limit=PENDING_MSGS_LIMIT,
+                pending_bytes_limit=PENDING_BYTES_LIMIT,
+            )
+        except Exception as exc:  # nats-py's own errors: the connection is gone, mostly
+            raise receiver.failure(exc) from None
         receiver.sid = subscription._id
         request["deliver_subject"] = inbox
         reply_timeout = options.check_timeout if options.check else api.timeout
@@ -177,6 +180,8 @@ async def snapshot_stream(
             try:
                 positions = await positions_task
             except NatsOpsError as exc:
+                if connection.lost:  # not a detail of this stream: nothing more can be backed up
+                    raise receiver.failure(exc) from None
                 warnings.append(f"{stream}: consumer positions not recorded in the manifest: {exc}")
     finally:
         writer.close(sync=False)
@@ -289,7 +294,7 @@ class ChunkReceiver:
             try:
                 await self.connection.client.publish(msg.reply, b"")
             except Exception as exc:
-                raise self._failure(exc) from None
+                raise self.failure(exc) from None
         else:
             self._saw_partial = True
         with disk_errors(f"backup of {stream} failed"):  # the writing thread's
@@ -311,8 +316,8 @@ class ChunkReceiver:
             self._outcome.cancel()  # no-op when it ended; else chunks arriving from now on are ignored
 
     def _check_while_waiting(self, stall_timeout: float) -> None:
-        if self.connection.disconnected or self.connection.client.is_closed:
-            raise self._failure(ConnectionError("connection lost"))
+        if self.connection.lost:
+            raise self.failure(ConnectionError("connection lost"))
         self._refuse_dropped_chunks()  # maybe the end marker itself was dropped: nothing follows it
         if time.monotonic() - self.last_arrival > stall_timeout:
             raise NatsOpsError(
@@ -324,7 +329,7 @@ class ChunkReceiver:
         if self.sid in self.connection.slow_subscriptions:
             raise NatsOpsError(f"backup of {self.stream} failed: a chunk was dropped (slow consumer); retry the backup")
 
-    def _failure(self, exc: Exception) -> NatsOpsError:
-        if self.connection.disconnected or self.connection.client.is_closed:
+    def failure(self, exc: Exception) -> NatsOpsError:
+        if self.connection.lost:
             return NatsOpsError(f"backup of {self.stream} failed: the connection to the server was lost mid-snapshot")
         return NatsOpsError(f"backup of {self.stream} failed while receiving data: {exc or type(exc).__name__}")
