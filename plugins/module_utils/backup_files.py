@@ -18,7 +18,9 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
+import socket
 import threading
 import uuid
 from enum import Enum
@@ -231,19 +233,37 @@ class BackgroundWriter:
             raise self._disk_error(exc) from None
 
 
+_HOST = socket.gethostname()
+_LEFTOVER = re.compile(r"^(partial|replaced)-(?P<pid>\d+)@(?P<host>.+)-[0-9a-f]{10}$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class StagedDirectory:
     """A directory written under a hidden temporary name and renamed into place only on commit.
 
     A failure before commit removes the staging directory, so nothing that looks like a finished
     backup is ever left at the target path. With ``replace``, an existing target is moved aside only
     after the new one is complete, and deleted only after the new one is in place.
+
+    The hidden names carry the writer's host and process id: a process killed mid-way (SIGKILL runs no
+    clean-up) leaves its work behind, and the next run on the same host removes what a dead process left.
     """
 
     def __init__(self, target: Path) -> None:
         self.target = target
+        owner = f"{os.getpid()}@{_HOST}"
         token = uuid.uuid4().hex[:10]
-        self.path = target.parent / f".{target.name}.partial-{token}"
-        self._aside = target.parent / f".{target.name}.replaced-{token}"
+        self.path = target.parent / f".{target.name}.partial-{owner}-{token}"
+        self._aside = target.parent / f".{target.name}.replaced-{owner}-{token}"
 
     def shown(self, error: DiskError) -> DiskError:
         """The error with the target's path in place of the hidden staging one the user never sees."""
@@ -254,8 +274,16 @@ class StagedDirectory:
     def __enter__(self) -> StagedDirectory:
         with disk_errors(doing="creating"):
             self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_what_dead_writers_left()
             self.path.mkdir()
         return self
+
+    def _remove_what_dead_writers_left(self) -> None:
+        prefix = f".{self.target.name}."
+        for entry in self.target.parent.iterdir():
+            found = _LEFTOVER.match(entry.name[len(prefix) :]) if entry.name.startswith(prefix) else None
+            if found and found["host"] == _HOST and not _process_alive(int(found["pid"])):
+                shutil.rmtree(entry, ignore_errors=True)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.path.exists():

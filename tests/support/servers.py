@@ -45,6 +45,14 @@ def server_binary() -> str:
     return found
 
 
+def older_server(version: str) -> str:
+    """An older nats-server release that scripts/setup installs beside the pinned one."""
+    binary = Path(__file__).resolve().parents[2] / ".build" / "servers" / version / "bin" / "nats-server"
+    if not binary.exists():
+        raise RuntimeError(f"nats-server {version} is not installed in {binary.parent}: run scripts/setup")
+    return str(binary)
+
+
 def server_version(binary: str | None = None) -> tuple[int, int, int]:
     output = subprocess.run([binary or server_binary(), "--version"], capture_output=True, text=True, check=True)
     match = re.search(r"v(\d+)\.(\d+)\.(\d+)", output.stdout + output.stderr)
@@ -89,8 +97,10 @@ class NatsNode:
         auth_config: str | None = None,
         jetstream_config: str = "",
         extra_config: str = "",
+        binary: str | None = None,
     ) -> None:
         self.name = name
+        self.binary = binary  # None: server_binary()
         self.host = host or next_address()
         self.client_port = free_port(self.host)
         self.monitor_port = free_port(self.host)
@@ -152,7 +162,10 @@ class NatsNode:
         self.write_config()
         log = open(self.log, "ab")  # noqa: SIM115  (owned by the process)
         self.process = subprocess.Popen(
-            [server_binary(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [self.binary or server_binary(), "-c", str(self.conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         _RUNNING.add(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -211,3 +212,22 @@ def test_a_full_disk_fails_with_a_message_naming_the_file():
             time.sleep(0.01)
         writer.close()
     writer.close(sync=False)
+
+
+def test_a_staged_directory_removes_only_what_dead_writers_on_this_host_left(tmp_path):
+    """A writer killed with SIGKILL leaves its hidden work; the next run on the host removes it, and only it."""
+    host = socket.gethostname()
+    dead_pid = 2**22 + 1  # above the largest pid_max Linux allows: no such process
+    dead = tmp_path / f".backup.partial-{dead_pid}@{host}-0123456789"
+    dead_aside = tmp_path / f".backup.replaced-{dead_pid}@{host}-abcdefabcd"
+    alive = tmp_path / f".backup.partial-{os.getpid()}@{host}-9876543210"
+    elsewhere = tmp_path / f".backup.partial-{dead_pid}@another-host-0123456789"
+    unrelated = tmp_path / f".other.partial-{dead_pid}@{host}-0123456789"
+    for directory in (dead, dead_aside, alive, elsewhere, unrelated):
+        directory.mkdir()
+        (directory / "stream.tar.s2").write_bytes(b"partial")
+    with backup_files.StagedDirectory(tmp_path / "backup") as staged:
+        (staged.path / "new").write_text("new")
+        staged.commit()
+    left = sorted(entry.name for entry in tmp_path.iterdir())
+    assert left == sorted(["backup", alive.name, elsewhere.name, unrelated.name])
