@@ -244,7 +244,9 @@ def describe_loss(outcome: RunOutcome) -> str:
     """The message of a run that lost its connection: what is done, what is not, and how to finish."""
     parts = [f"restored {len(outcome.restored)}"]
     if outcome.failures:
-        parts.append(f"failed {len(outcome.failures)}: " + ", ".join(f["stream"] for f in outcome.failures))
+        parts.append(
+            f"failed {len(outcome.failures)}: " + "; ".join(f"{f['stream']} ({f['msg']})" for f in outcome.failures)
+        )
     for state, words in (("removed", "in flight and removed"), ("not created", "in flight, not created")):
         names = [entry["stream"] for entry in outcome.incomplete if entry["state"] == state]
         if names:

@@ -13,7 +13,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
 from support.fixtures import NATSCLI_FIXTURE
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER
-from support.streams import SyncJs, progress, random_payload
+from support.streams import SyncJs, progress, random_payload, wait_for_data
 from support.threads import Outcome
 
 FIXTURE_DIR = NATSCLI_FIXTURE
@@ -52,22 +52,6 @@ def snapshot_started(directory: Path, name: str):
         return any((p / "stream.tar.s2").exists() for p in directory.glob(f".{name}.partial-*"))
 
     return started
-
-
-def wait_for_data(nodes: list[Any], threshold: int = 1 << 20, timeout: float = 30.0) -> Any:
-    """The first node that has received ``threshold`` more bytes than when this began: a restore is mid-way.
-
-    Servers before 2.15 create the stream only at the end of a restore, so its appearance cannot
-    signal progress; inbound bytes can, on every release.
-    """
-    baseline = {node.name: node.monitor("/varz")["in_bytes"] for node in nodes}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for node in nodes:
-            if node.monitor("/varz")["in_bytes"] - baseline[node.name] >= threshold:
-                return node
-        time.sleep(0.01)
-    raise AssertionError(f"no server received {threshold} bytes within {timeout}s")
 
 
 # --- round trips ---------------------------------------------------------------------------------

@@ -35,3 +35,28 @@ def tree(path: Path) -> dict[str, str]:
 def hidden_leftovers(path: Path) -> list[str]:
     """Work in progress a run could leave beside its target (.NAME.partial-*, .NAME.replaced-*)."""
     return sorted(entry.name for entry in path.parent.iterdir() if entry.name.startswith(f".{path.name}."))
+
+
+def fill(client: SyncJs, name: str, count: int = 5000, size: int = 4000, replicas: int = 1) -> None:
+    """About 20 MB by default: with 1 KiB chunks a backup or restore of it lasts long enough to be cut short."""
+    client.create_stream(name, num_replicas=replicas)
+    client.publish(f"{name}.x", count, size=size)
+
+
+def s2_chunks(path: Path) -> list[tuple[int, int]]:
+    """(offset of the body, length) of every chunk after the S2 stream identifier."""
+    data = path.read_bytes()
+    chunks, offset = [], 10
+    while offset < len(data):
+        length = int.from_bytes(data[offset + 1 : offset + 4], "little")
+        chunks.append((offset + 4, length))
+        offset += 4 + length
+    return chunks
+
+
+def damage_inside_a_chunk(path: Path, which: int) -> None:
+    """Flip one byte inside a data chunk's body: the S2 framing stays whole, the data (and its CRC) do not."""
+    body, length = s2_chunks(path)[which]
+    data = bytearray(path.read_bytes())
+    data[body + 4 + length // 2] ^= 0x55  # past the chunk's CRC
+    path.write_bytes(bytes(data))

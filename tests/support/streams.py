@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import time
 from typing import Any
 
 import nats
@@ -230,3 +231,19 @@ class SyncJs:
             return int(nc.max_payload)
 
         return self._run(read)
+
+
+def wait_for_data(nodes: list[Any], threshold: int = 1 << 20, timeout: float = 30.0) -> Any:
+    """The first node that has received ``threshold`` more bytes than when this began: a restore is mid-way.
+
+    Servers before 2.15 create the stream only at the end of a restore, so its appearance cannot
+    signal progress; inbound bytes can, on every release.
+    """
+    baseline = {node.name: node.monitor("/varz")["in_bytes"] for node in nodes}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node in nodes:
+            if node.monitor("/varz")["in_bytes"] - baseline[node.name] >= threshold:
+                return node
+        time.sleep(0.01)
+    raise AssertionError(f"no server received {threshold} bytes within {timeout}s")
