@@ -8,10 +8,8 @@ asks on it is answered with the owner's name and start time. So a restore in pro
 from an interrupted one without heartbeats or clocks: a killed module, or a lost connection, drops its
 claims at once, and the half-made stream it left is redone by the next run.
 
-Taking claims costs one short window per run, not per stream (and it overlaps the run's other reads):
-subscribe to every stream's subject, ask on each with our own token, and listen briefly. Any answer
-but our own names another run that holds the stream; two runs that claim a stream at the same moment
-both see the other and both give it up, and each says so.
+Taking claims costs two round trips per run, not per stream, and overlaps the run's other reads (see
+``take``); only a claim held by a stopped process costs a wait, of SILENT_OWNER_WAIT.
 """
 
 from __future__ import annotations
@@ -26,8 +24,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 CLAIM_PREFIX = "_INBOX.natsops.restore"
-# How long a run listens for other claimants of its streams, once, after it has claimed them.
-CONTEST_WINDOW = 0.25
+# How long a run waits for a claimant that has subscribed but does not answer (a stopped process).
+SILENT_OWNER_WAIT = 1.0
+# How long a run listens for others after its own claims have answered it: two runs that claim at once.
+CONTEST_GRACE = 0.05
+NO_RESPONDERS = "503"
 
 
 def claim_subject(domain: str | None, stream: str) -> str:
@@ -44,7 +45,7 @@ class RestoreClaims:
         self.owner = f"{socket.gethostname()} pid {os.getpid()}"
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self._subscriptions: list[Any] = []
-        self._heard_self: set[str] = set()
+        self._heard_self: set[str] = set()  # streams whose claim answered our own question: it works
 
     def describe(self) -> dict[str, str]:
         return {"owner": self.owner, "since": self.since, "token": self.token}
@@ -52,36 +53,24 @@ class RestoreClaims:
     async def take(self, streams: list[str], hold: bool = True) -> tuple[dict[str, dict[str, str]], list[str]]:
         """Claim ``streams``; return those another run holds (its owner, start time), and warnings.
 
-        Without ``hold`` (check mode) only ask: a run that changes nothing must not stand in another's way.
-        A claim that this run cannot hear itself answer (the account may not subscribe or publish to
-        ``_INBOX.>``) protects nothing: that is a warning, not a refusal, as before claims existed.
+        First ask who holds them: nobody (the server answers 'no responders' at once), a live run (it
+        answers), or a run that has subscribed but does not answer (stopped: it holds them all the same).
+        Then, unless only asked to look (check mode, ``hold`` false: a run that changes nothing must not
+        stand in another's way), subscribe and ask again with our own token: an answer besides our own
+        is a run that claimed at the same moment, and both give way.
+        A claim this run cannot hear itself answer (the account may not use ``_INBOX.>``) protects nothing:
+        that is a warning, not a refusal, as before claims existed.
         """
-        if hold:
-            for stream in streams:
-                subject = claim_subject(self.domain, stream)
-                self._subscriptions.append(await self.client.subscribe(subject, cb=self._answer(stream)))
-        contested: dict[str, dict[str, str]] = {}
-        inbox = self.client.new_inbox()
-
-        async def heard(msg: Any) -> None:
-            try:
-                answer = json.loads(msg.data)
-            except ValueError:
-                return
-            if isinstance(answer, dict) and answer.get("token") != self.token and answer.get("stream") in streams:
-                contested[answer["stream"]] = answer
-
-        listener = await self.client.subscribe(inbox, cb=heard)
-        try:
-            for stream in streams:
-                await self.client.publish(claim_subject(self.domain, stream), self.token.encode(), reply=inbox)
-            await self.client.flush()
-            await asyncio.sleep(CONTEST_WINDOW)
-        finally:
-            await listener.unsubscribe()
-        unheard = [stream for stream in streams if stream not in self._heard_self]
+        held = await self._ask(streams, b"", own=False)
+        if held or not hold:
+            return held, []
+        for stream in streams:
+            subject = claim_subject(self.domain, stream)
+            self._subscriptions.append(await self.client.subscribe(subject, cb=self._answer(stream)))
+        contested = await self._ask(streams, self.token.encode(), own=True)
         warnings = []
-        if hold and unheard:
+        unheard = [stream for stream in streams if stream not in self._heard_self]
+        if unheard:
             warnings.append(
                 f"the claim on {', '.join(unheard[:5])}{' and others' if len(unheard) > 5 else ''} could not be "
                 f"checked (this account may not use {CLAIM_PREFIX}.>): a second restore of the same stream at the "
@@ -89,12 +78,57 @@ class RestoreClaims:
             )
         return contested, warnings
 
+    async def _ask(self, streams: list[str], payload: bytes, own: bool) -> dict[str, dict[str, str]]:
+        """Ask on every stream's claim at once; the answers of other runs, by stream.
+
+        Each stream gets its own reply subject, so a 'no responders' status names the stream it is for.
+        """
+        inbox = self.client.new_inbox()
+        by_reply = {f"{inbox}.{index}": stream for index, stream in enumerate(streams)}
+        others: dict[str, dict[str, str]] = {}
+        settled: set[str] = set()  # nobody there; or, with ``own``, our own answer came back
+        everyone = asyncio.Event()
+
+        async def heard(msg: Any) -> None:
+            stream = by_reply.get(msg.subject)
+            if stream is None:
+                return
+            if (msg.headers or {}).get("Status") == NO_RESPONDERS:
+                settled.add(stream)
+            else:
+                answer = _parse(msg.data)
+                if answer is None:
+                    return
+                if answer.get("token") == self.token:
+                    self._heard_self.add(stream)
+                    settled.add(stream)
+                else:
+                    others[stream] = answer
+                    settled.add(stream)
+            if len(settled) == len(streams):
+                everyone.set()
+
+        listener = await self.client.subscribe(f"{inbox}.*", cb=heard)
+        try:
+            for reply, stream in by_reply.items():
+                await self.client.publish(claim_subject(self.domain, stream), payload, reply=reply)
+            await self.client.flush()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(everyone.wait(), SILENT_OWNER_WAIT)
+            if own:
+                await asyncio.sleep(CONTEST_GRACE)  # another run's answer may come just after our own
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.unsubscribe()
+        if not own:  # subscribed, but no answer: a restore whose process is stopped or stalled holds it
+            silent = {"owner": "a restore that does not answer (its process is stopped or stalled)", "since": "?"}
+            others.update({stream: silent for stream in streams if stream not in settled})
+        return others
+
     def _answer(self, stream: str) -> Any:
         payload = json.dumps({**self.describe(), "stream": stream}).encode()
 
         async def answer(msg: Any) -> None:
-            if msg.data == self.token.encode():
-                self._heard_self.add(stream)  # our own check: the claim works, and it is ours
             if msg.reply:
                 await self.client.publish(msg.reply, payload)
 
@@ -111,3 +145,11 @@ class RestoreClaims:
             else:
                 keep.append(subscription)
         self._subscriptions = keep
+
+
+def _parse(data: bytes) -> dict[str, str] | None:
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
