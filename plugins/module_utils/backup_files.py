@@ -238,13 +238,18 @@ _LEFTOVER = re.compile(r"^(partial|replaced)-(?P<pid>\d+)@(?P<host>.+)-[0-9a-f]{
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` may still write: a zombie (killed, not yet reaped) never will."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's process
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 class StagedDirectory:

@@ -60,3 +60,37 @@ def damage_inside_a_chunk(path: Path, which: int) -> None:
     data = bytearray(path.read_bytes())
     data[body + 4 + length // 2] ^= 0x55  # past the chunk's CRC
     path.write_bytes(bytes(data))
+
+
+def make_many(server: Any, prefix: str, count: int = 300, messages: int = 5) -> list[str]:
+    """``count`` small streams (one connection for all: the harness's SyncJs opens one per call)."""
+    import asyncio
+
+    import nats
+
+    names = [f"{prefix}_{index:03d}" for index in range(count)]
+
+    async def make() -> None:
+        nc = await nats.connect(list(server.urls), user=APP_USER, password=APP_PASSWORD)
+        jetstream = nc.jetstream(timeout=10)
+        try:
+            for name in names:
+                await jetstream.add_stream(name=name, subjects=[f"{name}.>"])
+                for index in range(messages):
+                    await jetstream.publish(f"{name}.x", f"{name} {index}".encode())
+        finally:
+            await nc.close()
+
+    asyncio.run(make())
+    return names
+
+
+def wait_until(condition: Any, timeout: float = 30.0, interval: float = 0.01) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"not reached within {timeout}s")

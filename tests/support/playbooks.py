@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,14 @@ class PlaybookRun:
 
     def kill(self) -> None:
         """SIGKILL ansible-playbook and the module process under it, as a lost controller would end them."""
+        victims = self.processes()
         self.signal(signal.SIGKILL)
         self.process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in victims):  # one stuck in a disk write dies once it returns
+            if time.monotonic() > deadline:
+                raise AssertionError(f"processes {victims} still run 10 s after SIGKILL")
+            time.sleep(0.05)
 
     def result(self, timeout: float = 300) -> dict[str, Any]:
         """The task's result (``failed`` set when the module failed)."""
@@ -83,3 +90,11 @@ class PlaybookRun:
             return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
         except (ValueError, KeyError, IndexError):
             raise AssertionError(f"ansible-playbook gave no task result:\n{self.output[-4000:]}") from None
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
