@@ -46,7 +46,7 @@ options:
   tls_ca:
     description:
       - Path to the CA certificate(s) that signed the server's certificate. Falls back to E(NATS_CA).
-      - Setting any TLS option, or a V(tls://) URL, makes the connection use TLS, and B(requires) it: a server
+      - Setting any TLS option, or a V(tls://) URL, makes the connection use TLS, and B(requires) it. A server
         that offers no TLS is refused before anything, credentials included, is sent to it (as the Go client's
         secure option does). A server that offers TLS without requiring it is connected to with TLS.
     type: path

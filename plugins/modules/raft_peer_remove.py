@@ -27,7 +27,7 @@ description:
     way make the module refuse unless O(accept_data_loss=true)."
   - A peer that is not a member is left alone (C(changed=false)), with a warning that lists the members (and
     the closest name). The servers keep no record of removed peers, so a peer removed earlier and a mistyped
-    name get the same answer from them: the module cannot tell the two apart, and says so.
+    name get the same answer from them; the module cannot tell the two apart, and says so.
   - While a meta leader is being elected
     (the lost server was the leader) requests go unanswered; the module retries with back-off, then waits
     until the leader no longer lists the peer, all within O(wait_timeout).

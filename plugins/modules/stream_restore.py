@@ -16,6 +16,11 @@ description:
     M(natsops.jetstream.stream_backup)) the size and sha256 of each file must match; without one (a C(nats) CLI
     backup) C(backup.json) must be whole and C(stream.tar.s2) a complete S2 stream. A damaged or truncated
     backup is refused and nothing is created.
+  - "Before anything is created or deleted, what can be checked cheaply is checked, and the whole restore is
+    refused, naming each stream and its cause: a V2 archive (C(NATSARC1), written by nats-server 2.15+) for an
+    older server; more replicas than a standalone server or the cluster's servers up can hold; more data
+    (bytes times replicas) or streams than the account's JetStream limits allow. The server would otherwise
+    refuse these only after the data was sent."
   - Restores to the same or another server or cluster; O(replicas), O(cluster) and O(tags) override the
     backup's replication and placement (for example an R3 backup into a single server with O(replicas=1)).
   - After each restore, the stream's state is compared with C(backup.json) (messages, first and last
@@ -23,10 +28,18 @@ description:
     mismatch fails the task and removes the restored stream.
   - On any failure, a stream that this restore created is deleted (a failed clustered restore can leave a
     dead stream behind); a stream that existed before is never touched, except with O(if_exists=replace).
-  - "Each stream is restored with the metadata C(natsops.jetstream.restore: incomplete), removed once the
-    stream has been verified. If the server dies mid-restore (a standalone server keeps the half-made
-    stream), the stream keeps that mark, and the next run of this module replaces it from the backup
-    whatever O(if_exists) says, with a warning. Do not run two restores of the same stream at once."
+  - "Each stream is restored with the metadata C(natsops.jetstream.restore: incomplete) (and the restore's
+    owner and start time), removed once the stream has been verified. If the server dies mid-restore (a
+    standalone server keeps the half-made stream), the stream keeps that mark, and the next run of this module
+    replaces it from the backup whatever O(if_exists) says, with a warning."
+  - "Two restores of the same stream at once are refused: a run claims its streams for as long as its
+    connection lives (a subscription on C(_INBOX.natsops.restore.<domain>.<stream>) in the account), and a
+    second run is refused, naming the owner, host and process id, even when the first run's process is stopped.
+    A run that was killed drops its claims with its connection, so its half-made streams are redone."
+  - "If the connection is lost (the server died), no new stream is started; the streams in flight are removed
+    through one new connection, or left marked for the next run when no server answers; and the task fails at
+    once with every stream accounted for: restored, incomplete, never started. Run it again with
+    O(if_exists=skip) to finish the job."
 options:
   path:
     description:
@@ -45,9 +58,15 @@ options:
       - What to do when a stream of the same name already exists on the server.
       - V(fail) refuses the whole restore, naming the streams, before anything is restored.
       - V(skip) keeps the existing stream and restores the others.
-      - V(replace) deletes the existing stream and restores the backup in its place, only after the backup
-        has been verified. B(The existing stream's data is lost), including messages newer than the backup,
-        and if the restore then fails, neither the old nor the new stream is left.
+      - V(replace) restores the backup in place of the existing stream, which is kept recoverable until the new
+        one is verified. First a safety backup of the existing stream is written to O(safety_backup_dir); if the
+        stream takes new messages meanwhile, the replace is refused (stop its publishers). Then the stream is
+        deleted and the backup restored. If that fails, whatever the cause, the old stream is put back from the
+        safety backup, as it was when the replace began, and the task fails saying so. If even that cannot be
+        done (no server answers), the safety backup is kept and the message says where it is and how to restore
+        it. Once the new stream is verified the old one is gone, messages newer than the backup included.
+      - With a V2 safety backup (nats-server 2.15+), a put-back stream's consumers keep their ack floors, and
+        messages they had delivered but not acked are delivered again.
     type: str
     choices: [fail, skip, replace]
     default: fail
@@ -76,6 +95,19 @@ options:
       - How many streams to restore at the same time, from 1 to 64.
     type: int
     default: 4
+  safety_backup_dir:
+    description:
+      - Where O(if_exists=replace) writes the safety backup of each stream it replaces, on the host that runs
+        the module, one directory per stream (C(<stream>.<time>-<id>)). It needs room for a copy of the stream.
+      - Defaults to C($XDG_STATE_HOME/natsops.jetstream/safety-backups), or
+        C(~/.local/state/natsops.jetstream/safety-backups), a place that survives a reboot, since a safety
+        backup that could not be put back is the only copy of the old stream.
+    type: path
+  keep_safety_backup:
+    description:
+      - Keep each safety backup after a successful replace (it is deleted by default).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - natsops.jetstream.connection
@@ -83,7 +115,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Verifies the backups and reports what would be restored, skipped or replaced; touches no server state.
+    details: >-
+      Verifies the backups, makes every check made before a restore, and reports what would be restored,
+      skipped or replaced; touches no server state and claims no stream.
   diff_mode:
     support: none
 seealso:
@@ -156,7 +190,12 @@ restored:
       description: The state expected from the backup, the state found after the restore, and whether they match.
       type: dict
     backup_check:
-      description: How the backup was checked before the restore (V(sha256) with a manifest, V(s2-framing) without).
+      description: >-
+        How the backup was checked before the restore (V(sha256) with a manifest, V(s2-framing) without), and
+        its C(archive_format) (V(v1), a tar; V(v2), C(NATSARC1) from nats-server 2.15+; V(unknown)).
+      type: dict
+    safety_backup:
+      description: For a replaced stream, the safety backup of the old one (C(path)) and whether it was kept.
       type: dict
   sample:
     - stream: ORDERS
@@ -182,10 +221,32 @@ skipped_streams:
   type: list
   elements: str
 failures:
-  description: Streams whose restore failed, with the reason (the task then fails).
+  description: >-
+    Streams whose restore failed, with the reason (the task then fails). A failed replace says whether the old
+    stream was put back (C(put_back)) and where its safety backup is (C(safety_backup)).
   returned: failure
   type: list
   elements: dict
+incomplete:
+  description: >-
+    When the connection was lost: the streams that were in flight, each with its C(state): V(removed),
+    V(not created), or V(left marked) (no server answered; the next run redoes it).
+  returned: when the connection was lost
+  type: list
+  elements: dict
+not_started:
+  description: When the connection was lost, the streams that were never started.
+  returned: when the connection was lost
+  type: list
+  elements: str
+refused:
+  description: Why each stream could not be restored, when the checks before the restore refused it.
+  returned: when refused before anything was restored
+  type: dict
+being_restored:
+  description: The streams another restore is restoring right now, with its owner and start time.
+  returned: when refused for that reason
+  type: dict
 """
 
 import asyncio
