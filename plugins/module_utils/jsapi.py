@@ -51,8 +51,8 @@ ERROR_ADVICE = {
     10056: "the stream name in the backup does not match the stream being restored",
     10058: "a stream of that name already exists: choose if_exists skip or replace, or delete it first",
     10059: "check the stream name, the account of the credentials and the JetStream domain",
-    10062: "the server could not apply the backup data: check that the backup is whole and that the "
-    "server's release can read it (a 2.15 backup cannot be restored into an older server)",
+    10062: "the server could not apply the backup data; its description above says why (the data damaged, "
+    "a setting the target cannot hold, an account limit)",
     10064: "the server could not take the snapshot (a snapshot of this stream may already be running; "
     "memory-storage streams cannot be snapshotted)",
     10074: "this server is not clustered: restore with replicas: 1",
