@@ -12,9 +12,10 @@ import re
 import ssl
 import traceback
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, NoReturn
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     from nats.aio.client import Client as NatsClient
@@ -108,6 +109,23 @@ def account_options(params: dict[str, Any], entry: dict[str, Any]) -> dict[str, 
     elif entry.get("context") and read_context(entry["context"]).get("servers"):
         merged["servers"] = None  # the context's own URL wins over the task's servers
     return resolve_options(merged)
+
+
+class NatsModule(AnsibleModule):
+    """AnsibleModule for this collection's modules: a password or token written into a server URL is as
+    secret as the password option, so it is masked wherever Ansible shows a result, the module's
+    arguments included, even when the arguments themselves are refused."""
+
+    def _mask_url_secrets(self) -> None:
+        self.no_log_values.update(url_secrets(getattr(self, "params", None) or {}))
+
+    def exit_json(self, **kwargs: Any) -> NoReturn:
+        self._mask_url_secrets()
+        super().exit_json(**kwargs)
+
+    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
+        self._mask_url_secrets()
+        super().fail_json(msg, **kwargs)
 
 
 def require_nats(module: Any) -> None:
@@ -267,7 +285,36 @@ def build_tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
 
 
 def describe_servers(options: dict[str, Any]) -> str:
-    return ", ".join(options["servers"])
+    """The server URLs for a message, with any password or token in them masked."""
+    return ", ".join(_masked(url) for url in options["servers"])
+
+
+def _url_secret(url: str) -> str | None:
+    """The secret a NATS URL carries: the password of ``user:password@``, or the token of ``token@``."""
+    userinfo = urlsplit(url.strip()).netloc.rpartition("@")[0] if "@" in url else ""
+    if not userinfo:
+        return None
+    user, colon, password = userinfo.partition(":")
+    return unquote(password if colon else user) or None
+
+
+def _masked(url: str) -> str:
+    secret = _url_secret(url)
+    if secret is None:
+        return url
+    scheme, netloc, *rest = urlsplit(url.strip())
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:********" if colon else "********"
+    return urlunsplit((scheme, f"{shown}@{host}", *rest))
+
+
+def url_secrets(params: dict[str, Any]) -> set[str]:
+    """Passwords and tokens written into server URLs (the task's, or an ``accounts`` entry's)."""
+    urls = list(params.get("servers") or [])
+    for entry in params.get("accounts") or []:
+        urls += list((entry or {}).get("servers") or [])
+    return {secret for url in urls if isinstance(url, str) and (secret := _url_secret(url))}
 
 
 class TlsNotOffered(NatsClientError):  # type: ignore[misc,valid-type]

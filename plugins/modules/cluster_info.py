@@ -172,10 +172,10 @@ import asyncio
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import observe_cluster
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     ACCOUNTS_OPTION,
+    NatsModule,
     account_options,
     nats_argument_spec,
     nats_connection,
@@ -220,7 +220,7 @@ async def look(options: dict[str, Any], others: list[dict[str, Any]], streams: b
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             accounts=ACCOUNTS_OPTION,
             streams={"type": "bool", "default": True},

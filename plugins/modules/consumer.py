@@ -284,13 +284,13 @@ diff:
 from functools import partial
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     LIFECYCLE_OPTIONS,
     ConsumerAsset,
     converge,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     nats_argument_spec,
     nats_connection,
     resolve_options,
@@ -317,7 +317,7 @@ async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: b
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             stream={"type": "str", "required": True},
             name={"type": "str", "required": True, "aliases": ["durable_name"]},

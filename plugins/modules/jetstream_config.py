@@ -146,7 +146,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.config_export import (
     existing_export,
     read_export,
@@ -161,6 +160,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.config_transfer 
     summary,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     nats_argument_spec,
     nats_connection,
     resolve_options,
@@ -238,7 +238,7 @@ async def export_or_import(params: dict[str, Any], check_mode: bool, diff_mode: 
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             state={"type": "str", "choices": ["exported", "imported"], "required": True},
             path={"type": "path", "required": True},

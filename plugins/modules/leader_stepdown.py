@@ -84,8 +84,8 @@ group:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     describe_release,
     nats_argument_spec,
     nats_connection,
@@ -148,7 +148,7 @@ async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             stream={"type": "str"},
             preferred={"type": "str"},

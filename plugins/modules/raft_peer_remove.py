@@ -180,7 +180,6 @@ import difflib
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
     ClusterView,
     observe_cluster,
@@ -189,6 +188,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     ACCOUNTS_OPTION,
+    NatsModule,
     account_options,
     nats_argument_spec,
     nats_connection,
@@ -346,7 +346,7 @@ async def remove_peer(params: dict[str, Any], check_mode: bool) -> dict[str, Any
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             peer={"type": "str"},
             peer_id={"type": "str"},

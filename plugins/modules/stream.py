@@ -370,13 +370,13 @@ diff:
 from functools import partial
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     LIFECYCLE_OPTIONS,
     StreamAsset,
     converge,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     nats_argument_spec,
     nats_connection,
     resolve_options,
@@ -402,7 +402,7 @@ async def manage_stream(params: dict[str, Any], check_mode: bool, diff_mode: boo
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             name={"type": "str", "required": True},
             **LIFECYCLE_OPTIONS,

@@ -219,7 +219,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
     ExistingBackup,
     existing_backup,
@@ -227,6 +226,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
     run_backup,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     nats_argument_spec,
     nats_connection,
     resolve_options,
@@ -302,7 +302,7 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             stream={"type": "str"},
             streams={"type": "list", "elements": "str"},

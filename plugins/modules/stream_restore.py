@@ -253,8 +253,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    NatsModule,
     nats_argument_spec,
     nats_connection,
     resolve_options,
@@ -428,7 +428,7 @@ def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = NatsModule(
         argument_spec=nats_argument_spec(
             path={"type": "path", "required": True},
             streams={"type": "list", "elements": "str"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -16,22 +15,40 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 
+class JsApiError(RuntimeError):
+    def __init__(self, suffix: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{suffix}: {error}")
+        self.err_code = int(error.get("err_code") or 0)
+
+
+NO_SUITABLE_PEERS = 10005
+
+
 async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict:
     reply = await nc.request(f"$JS.API.{suffix}", json.dumps(body or {}).encode(), timeout=timeout)
     data = json.loads(reply.data)
     if data.get("error"):
-        raise RuntimeError(f"{suffix}: {data['error']}")
+        raise JsApiError(suffix, data["error"])
     return data
 
 
 async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
     config = {"name": name, "subjects": [f"{name}.>"], "storage": "file", "num_replicas": 1, **config}
-    # A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile.
-    # Creating a stream again with the same config is a no-op, so the request can simply be made again.
-    for _attempt in range(2):
-        with contextlib.suppress(NatsTimeoutError):
+    # A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile;
+    # or its meta leader may not have heard from every peer yet ("no suitable peers, peer offline", seen on a
+    # loaded machine). Creating a stream again with the same config is a no-op, so it can simply be asked again.
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        try:
             return await js_request(nc, f"STREAM.CREATE.{name}", config)
-    return await js_request(nc, f"STREAM.CREATE.{name}", config)
+        except NatsTimeoutError:
+            pass
+        except JsApiError as exc:
+            if exc.err_code != NO_SUITABLE_PEERS or config.get("num_replicas", 1) == 1:
+                raise
+        if asyncio.get_running_loop().time() > deadline:
+            return await js_request(nc, f"STREAM.CREATE.{name}", config)
+        await asyncio.sleep(0.5)
 
 
 async def stream_info(nc: Any, name: str) -> dict[str, Any] | None:

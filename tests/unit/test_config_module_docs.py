@@ -30,15 +30,15 @@ def argument_spec(name: str) -> dict[str, Any]:
         def __init__(self, argument_spec: dict[str, Any], **kwargs: Any) -> None:
             raise _Captured(argument_spec, kwargs)
 
-    original = module.AnsibleModule
-    module.AnsibleModule = Capture
+    original = module.NatsModule
+    module.NatsModule = Capture
     try:
         module.main()
     except _Captured as captured:
         assert captured.kwargs.get("supports_check_mode") is True
         return captured.spec
     finally:
-        module.AnsibleModule = original
+        module.NatsModule = original
     raise AssertionError(f"{name}.main() did not create an AnsibleModule")
 
 
