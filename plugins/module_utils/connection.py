@@ -303,7 +303,7 @@ def _masked(url: str) -> str:
     if secret is None:
         return url
     scheme, netloc, *rest = urlsplit(url.strip())
-    userinfo, _, host = netloc.rpartition("@")
+    userinfo, _at, host = netloc.rpartition("@")
     user, colon, _password = userinfo.partition(":")
     shown = f"{user}:********" if colon else "********"
     return urlunsplit((scheme, f"{shown}@{host}", *rest))

@@ -54,6 +54,10 @@ class ReplaceFailed(NatsOpsError):
     """A replace that failed after the old stream was deleted: put back, or kept in its safety backup."""
 
 
+class StreamVanished(NatsOpsError):
+    """The stream to replace was deleted by someone else after its safety backup was taken."""
+
+
 class RestoreRun:
     def __init__(
         self,
@@ -107,8 +111,7 @@ class RestoreRun:
 
     async def _restore_one(self, item: StreamBackup, action: RestoreAction, existing: dict[str, Any] | None) -> None:
         try:
-            if action is RestoreAction.REPLACE:
-                assert existing is not None
+            if action is RestoreAction.REPLACE and existing is not None:
                 result = await self._replace(item, existing)
             else:
                 result = await restore_stream(self.connection, self.api, item, self.options, action, self.owner)
@@ -128,6 +131,8 @@ class RestoreRun:
         try:
             await self._refuse_if_changed(name, safety)
             await self.api.delete_stream(name)
+        except StreamVanished:
+            raise  # its safety backup is now the only copy: kept
         except NatsOpsError:
             discard_safety_backup(safety.directory)  # the old stream is still there, as it was
             raise
@@ -146,7 +151,11 @@ class RestoreRun:
         now = await self.api.stream_info(name)
         then = safety.backup["state"]
         if now is None:
-            raise NatsOpsError(f"replace of {name} refused: the stream was deleted by someone else meanwhile")
+            raise StreamVanished(
+                f"replace of {name} refused: the stream was deleted by someone else while its safety backup was "
+                f"taken; that backup is kept, in {safety.directory}",
+                safety_backup={"path": str(safety.directory), "kept": True},
+            )
         if int(now["state"].get("last_seq") or 0) != int(then.get("last_seq") or 0):
             raise NatsOpsError(
                 f"replace of {name} refused: the stream took new messages while its safety backup was taken "
