@@ -46,6 +46,7 @@ class RestoreClaims:
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self._subscriptions: list[Any] = []
         self._heard_self: set[str] = set()  # streams whose claim answered our own question: it works
+        self._probe_answered = True
 
     def describe(self) -> dict[str, str]:
         return {"owner": self.owner, "since": self.since, "token": self.token}
@@ -61,30 +62,35 @@ class RestoreClaims:
         A claim this run cannot hear itself answer (the account may not use ``_INBOX.>``) protects nothing:
         that is a warning, not a refusal, as before claims existed.
         """
-        held = await self._ask(streams, b"", own=False)
+        held, silent = await self._ask(streams, b"", own=False)
+        warnings = []
+        if silent:
+            if self._probe_answered:
+                held.update({stream: SILENT_OWNER for stream in silent})
+            else:  # publishes here reach no one, or someone listens to every subject: no claim can be judged
+                warnings.append(_unchecked(silent))
         if held or not hold:
-            return held, []
+            return held, warnings
         for stream in streams:
             subject = claim_subject(self.domain, stream)
             self._subscriptions.append(await self.client.subscribe(subject, cb=self._answer(stream)))
-        contested = await self._ask(streams, self.token.encode(), own=True)
-        warnings = []
+        contested, _unsettled = await self._ask(streams, self.token.encode(), own=True)
         unheard = [stream for stream in streams if stream not in self._heard_self]
-        if unheard:
-            warnings.append(
-                f"the claim on {', '.join(unheard[:5])}{' and others' if len(unheard) > 5 else ''} could not be "
-                f"checked (this account may not use {CLAIM_PREFIX}.>): a second restore of the same stream at the "
-                "same time would not be noticed"
-            )
+        if unheard and not warnings:
+            warnings.append(_unchecked(unheard))
         return contested, warnings
 
-    async def _ask(self, streams: list[str], payload: bytes, own: bool) -> dict[str, dict[str, str]]:
-        """Ask on every stream's claim at once; the answers of other runs, by stream.
+    async def _ask(self, streams: list[str], payload: bytes, own: bool) -> tuple[dict[str, dict[str, str]], list[str]]:
+        """Ask on every stream's claim at once: the answers of other runs by stream, and the streams that got
+        neither an answer nor 'no responders' (someone subscribed and silent).
 
-        Each stream gets its own reply subject, so a 'no responders' status names the stream it is for.
+        Each stream gets its own reply subject, so a 'no responders' status names the stream it is for. A
+        probe on a subject nobody can hold tells whether such a status can come at all.
         """
         inbox = self.client.new_inbox()
-        by_reply = {f"{inbox}.{index}": stream for index, stream in enumerate(streams)}
+        probe = f"probe-{self.token}"
+        asked = [*streams, probe] if not own else list(streams)
+        by_reply = {f"{inbox}.{index}": stream for index, stream in enumerate(asked)}
         others: dict[str, dict[str, str]] = {}
         settled: set[str] = set()  # nobody there; or, with ``own``, our own answer came back
         everyone = asyncio.Event()
@@ -105,7 +111,7 @@ class RestoreClaims:
                 else:
                     others[stream] = answer
                     settled.add(stream)
-            if len(settled) == len(streams):
+            if len(settled) == len(asked):
                 everyone.set()
 
         listener = await self.client.subscribe(f"{inbox}.*", cb=heard)
@@ -120,10 +126,9 @@ class RestoreClaims:
         finally:
             with contextlib.suppress(Exception):
                 await listener.unsubscribe()
-        if not own:  # subscribed, but no answer: a restore whose process is stopped or stalled holds it
-            silent = {"owner": "a restore that does not answer (its process is stopped or stalled)", "since": "?"}
-            others.update({stream: silent for stream in streams if stream not in settled})
-        return others
+        if not own:
+            self._probe_answered = probe in settled
+        return others, [stream for stream in streams if stream not in settled]
 
     def _answer(self, stream: str) -> Any:
         payload = json.dumps({**self.describe(), "stream": stream}).encode()
@@ -145,6 +150,18 @@ class RestoreClaims:
             else:
                 keep.append(subscription)
         self._subscriptions = keep
+
+
+SILENT_OWNER = {"owner": "a restore that does not answer (its process is stopped or stalled)", "since": "?"}
+
+
+def _unchecked(streams: list[str]) -> str:
+    shown = ", ".join(streams[:5]) + (" and others" if len(streams) > 5 else "")
+    return (
+        f"whether another restore holds {shown} could not be checked (this account may not use {CLAIM_PREFIX}.>, "
+        "or something listens to every subject): a second restore of the same stream at the same time would not "
+        "be noticed"
+    )
 
 
 def _parse(data: bytes) -> dict[str, str] | None:

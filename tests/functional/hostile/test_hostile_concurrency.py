@@ -6,14 +6,16 @@ both failed; on a standalone 2.14 server both could even report success over dam
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 
+import nats
 import pytest
 from support.hostile import app, fill, js
 from support.modules import ModuleFailed, run_module
 from support.playbooks import PlaybookRun
-from support.servers import NatsNode, older_server
+from support.servers import APP_PASSWORD, APP_USER, NatsNode, older_server
 from support.streams import wait_for_data
 
 
@@ -82,3 +84,55 @@ def test_a_restore_whose_owner_is_gone_is_redone(fresh_standalone, tmp_path, uni
     assert redone["restored"][0]["action"] == "redone"
     assert client.snapshot_of(name) == before
     assert not set(metadata) & set(client.stream_info(name)["config"].get("metadata") or {})
+
+
+RESTRICTED = """
+accounts {
+  APP {
+    jetstream: enabled
+    users: [{
+      user: app, password: app-secret,
+      permissions: { publish: { allow: ["$JS.API.>", "$JS.SNAPSHOT.>"] }, subscribe: { allow: ["_INBOX.>"] } }
+    }]
+  }
+  SYS { users: [{user: sys, password: sys-secret}] }
+}
+system_account: SYS
+"""
+
+
+def test_an_account_that_cannot_claim_restores_with_a_warning(nats_standalone, tmp_path, unique_name):
+    """Claims need _INBOX.natsops.restore.>; without them the restore goes on, as before claims, and says so."""
+    name = unique_name("NOCLAIM")
+    fill(js(nats_standalone), name, count=20, size=100)
+    before = js(nats_standalone).snapshot_of(name)
+    backup = tmp_path / name
+    run_module("stream_backup", app(nats_standalone, stream=name, path=str(backup)))
+    node = NatsNode("restricted", tmp_path / "restricted", auth_config=RESTRICTED).start()
+    try:
+        result = run_module("stream_restore", app(node, path=str(backup)))
+        assert result["restored"][0]["verification"]["match"]
+        assert any("could not be checked" in warning for warning in result["warnings"]), result["warnings"]
+        assert js(node).snapshot_of(name) == before
+    finally:
+        node.kill()
+
+
+def test_a_listener_on_every_subject_does_not_pass_for_a_restore(fresh_standalone, nats_standalone, tmp_path):
+    """Someone watching '>' hears the claims but never answers: not taken for a stopped restore."""
+    fill(js(nats_standalone), "WATCHED", count=20, size=100)
+    backup = tmp_path / "WATCHED"
+    run_module("stream_backup", app(nats_standalone, stream="WATCHED", path=str(backup)))
+
+    async def watch_and_restore() -> dict:
+        watcher = await nats.connect(fresh_standalone.urls, user=APP_USER, password=APP_PASSWORD)
+        await watcher.subscribe(">")
+        await watcher.flush()
+        try:
+            return await asyncio.to_thread(run_module, "stream_restore", app(fresh_standalone, path=str(backup)))
+        finally:
+            await watcher.close()
+
+    result = asyncio.run(watch_and_restore())
+    assert result["restored"][0]["action"] == "restored"
+    assert any("something listens to every subject" in warning for warning in result["warnings"])
