@@ -334,8 +334,10 @@ class SecureClient(NatsClient):  # type: ignore[misc,valid-type]
     """
 
     require_tls = False
+    latest_info: dict[str, Any] | None = None  # the INFO as the server last sent it (nats-py keeps the first)
 
     async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        self.latest_info = dict(info)  # a cluster's server sends a new one when its routes change
         if initial_connection and self.require_tls and not info.get("tls_required"):
             if not info.get("tls_available"):
                 server = self._current_server.uri.netloc if self._current_server else "the server"
@@ -428,8 +430,20 @@ class Connection:
 
 
 def server_info(client: Any) -> dict[str, Any]:
-    """The INFO of the server the client is connected to (nats-py keeps it private; read only here)."""
-    return dict(getattr(client, "_server_info", None) or {})
+    """The INFO of the server the client is connected to, as last sent (nats-py keeps its first one private)."""
+    return dict(getattr(client, "latest_info", None) or getattr(client, "_server_info", None) or {})
+
+
+def with_advertised_servers(options: dict[str, Any], client: Any) -> dict[str, Any]:
+    """The options with the cluster's other servers added, as the connected server advertised them.
+
+    A new connection after the one server given has died can then reach the servers that survived.
+    """
+    scheme = "tls" if any(url.strip().lower().startswith("tls://") for url in options["servers"]) else "nats"
+    advertised = [f"{scheme}://{address}" for address in server_info(client).get("connect_urls") or []]
+    known = {urlsplit(url.strip()).netloc.rpartition("@")[2] for url in options["servers"]}
+    extra = [url for url in advertised if urlsplit(url).netloc not in known]
+    return {**options, "servers": [*options["servers"], *extra]}
 
 
 def server_release(client: Any) -> tuple[int, int, int]:

@@ -11,14 +11,24 @@ outcome names the streams restored, incomplete and never started, so that a reru
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import ArchiveFormat
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    Connection,
+    server_info,
+    with_advertised_servers,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    NO_META_LEADER,
+    NO_SUITABLE_PEERS,
+    JetStreamApi,
+    JetStreamApiError,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     ConnectionLost,
     RestoreAction,
@@ -48,6 +58,10 @@ class RunOutcome:
     incomplete: list[dict[str, Any]] = field(default_factory=list)  # in flight when the connection was lost
     not_started: list[str] = field(default_factory=list)
     lost: bool = False  # the connection to the server was lost
+
+
+# How long a put-back keeps trying while the cluster elects leaders after a server died mid-replace.
+PUT_BACK_WINDOW = 60.0
 
 
 class ReplaceFailed(NatsOpsError):
@@ -186,8 +200,7 @@ class RestoreRun:
         try:
             if problem:
                 raise NatsOpsError(problem)
-            await restore_stream(connection, api, safety, RestoreOptions(chunk_timeout=self.options.chunk_timeout),
-                                 RestoreAction.RESTORE, self.owner)  # fmt: skip
+            fewer = await self._restore_safety_backup(connection, api, safety)
         except NatsOpsError as exc:
             return ReplaceFailed(
                 f"replace of {name} failed ({failure.msg}) after the old stream was deleted, and putting it back "
@@ -198,6 +211,11 @@ class RestoreRun:
         kept = self._finish_with(safety)
         state = safety.backup["state"]
         consumers = ""
+        if fewer:
+            consumers += (
+                f"; with {fewer[1]} replica(s) instead of {fewer[0]}, as only {fewer[1]} server(s) answer: raise its "
+                f"replicas again (natsops.jetstream.stream, replicas: {fewer[0]}) once the servers are back"
+            )
         if safety.verification.get("archive_format") == ArchiveFormat.V2.value:
             consumers = (
                 "; its consumers kept their ack floors, and messages they had delivered but not acked will be "
@@ -211,13 +229,40 @@ class RestoreRun:
             put_back=True,
         )
 
+    async def _restore_safety_backup(
+        self, connection: Connection, api: JetStreamApi, safety: StreamBackup
+    ) -> tuple[int, int] | None:
+        """Put the old stream back, waiting out an election; with fewer replicas if the servers up cannot hold
+        its own (a server died in the replace). Returns (wanted, given) replicas when fewer were given."""
+        wanted = int(safety.backup["config"].get("num_replicas") or 1)
+        options = RestoreOptions(chunk_timeout=self.options.chunk_timeout)
+        deadline = time.monotonic() + PUT_BACK_WINDOW
+        while True:
+            try:
+                await restore_stream(connection, api, safety, options, RestoreAction.RESTORE, self.owner)
+                return (wanted, options.replicas) if options.replicas else None
+            except ConnectionLost:
+                raise
+            except JetStreamApiError as exc:
+                if exc.err_code == NO_SUITABLE_PEERS and not options.replicas:
+                    up = len(set(server_info(connection.client).get("connect_urls") or [])) or 1
+                    if up < wanted:
+                        options.replicas = up
+                        continue
+                if exc.err_code not in (NO_META_LEADER,) or time.monotonic() > deadline:
+                    raise
+            except NatsOpsError:
+                if time.monotonic() > deadline:  # no answer: mostly an election after a server died
+                    raise
+            await asyncio.sleep(1.0)
+
     # --- after a lost connection: one fresh connection for every stream that was in flight --------------
 
     async def _fresh_api(self) -> tuple[Connection | None, JetStreamApi | None]:
         """A new connection to any of the servers, tried once per run."""
         if not self._fresh_tried:
             self._fresh_tried = True
-            fresh = Connection(self.connection.options)
+            fresh = Connection(with_advertised_servers(self.connection.options, self.connection.client))
             try:
                 await fresh.open()
                 self._fresh = fresh
@@ -270,6 +315,6 @@ def describe_loss(outcome: RunOutcome) -> str:
         shown = ", ".join(outcome.not_started[:10]) + (" and more" if len(outcome.not_started) > 10 else "")
         parts.append(f"never started {len(outcome.not_started)}: {shown}")
     return (
-        "the connection to the server was lost during the restore; " + "; ".join(parts) + ". Run the same restore "
-        "again with if_exists: skip once the servers answer: it keeps what was restored and restores the rest"
+        "the connection to the server was lost during the restore; " + "; ".join(parts) + ". Run the restore again "
+        "once the servers answer; with if_exists: skip it keeps what this run restored and restores the rest"
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup import BackupPlan, run_backup
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     StreamBackup,
@@ -52,9 +52,12 @@ async def take_safety_backup(
         verify_backups([item])
     except NatsOpsError as exc:
         discard_safety_backup(path)
+        advice = ""
+        if isinstance(exc, DiskError):
+            advice = ". Fix that, or set safety_backup_dir to a directory with room for a copy of the stream"
         raise NatsOpsError(
             f"replace of {name} refused: its safety backup into {root} failed ({exc.msg}); the stream was left "
-            "as it was. Fix that, or set safety_backup_dir to a directory with room for a copy of the stream",
+            f"as it was{advice}",
             **exc.details,
         ) from None
     return item

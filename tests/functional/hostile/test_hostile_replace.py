@@ -21,7 +21,7 @@ from support.fixtures import NATSCLI_FIXTURE
 from support.hostile import app, damage_inside_a_chunk, fill, js, s2_chunks
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, NatsNode, older_server
-from support.streams import wait_for_data
+from support.streams import SyncJs, progress, wait_for_data
 from support.threads import Outcome
 
 FIXTURE_ORDERS = NATSCLI_FIXTURE / "account-backup" / "ORDERS"
@@ -297,3 +297,32 @@ def test_the_default_safety_backup_dir_is_the_users_state_directory(
     assert planned["planned"][0]["safety_backup_dir"] == str(
         tmp_path / "state" / "natsops.jetstream" / "safety-backups"
     )
+
+
+@pytest.mark.parametrize("killed", ["the new stream's leader", "the only server given"])
+def test_a_server_of_the_cluster_killed_mid_replace_puts_the_old_stream_back(killed, fresh_cluster, tmp_path):
+    """In a cluster the old stream comes back, through the survivors, with every message: after an election
+    when its leader died, through the servers the cluster advertised when the one server given died."""
+    client = js(fresh_cluster)
+    fill(client, "R3REPL", replicas=3)
+    backup = tmp_path / "R3REPL"
+    run_module("stream_backup", app(fresh_cluster, stream="R3REPL", path=str(backup)))
+    client.publish("R3REPL.x", 5, size=10)
+    before = client.snapshot_of("R3REPL")
+    leader = client.stream_info("R3REPL")["cluster"]["leader"]
+    given = next(node for node in fresh_cluster.nodes if node.name != leader)
+    victim = fresh_cluster.node(leader) if killed == "the new stream's leader" else given
+    safety = tmp_path / "safety"
+    args = {**app(fresh_cluster), "servers": [given.url], "path": str(backup), "if_exists": "replace"}
+    args.update(safety_backup_dir=str(safety), chunk_size=1024, timeout=3.0)
+    outcome = Outcome(lambda: run_module("stream_restore", args))
+    outcome.wait_for(lambda: safety.exists() and any(not entry.name.startswith(".") for entry in safety.iterdir()))
+    time.sleep(0.3)  # the safety backup is in place: the old stream is being deleted and the new one restored
+    victim.kill()
+    error = outcome.error(timeout=180)
+    assert isinstance(error, ModuleFailed), f"the replace ended before the kill took effect: {error}"
+    msg = error.result["msg"]
+    assert "the old stream was put back from its safety backup" in msg, msg
+    survivors = SyncJs([node.url for node in fresh_cluster.nodes if node is not victim], APP_USER, APP_PASSWORD)
+    assert progress(survivors.snapshot_of("R3REPL")) == progress(before)
+    assert safety_left(tmp_path) == []
