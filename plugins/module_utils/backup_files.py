@@ -230,7 +230,9 @@ class BackgroundWriter:
         try:
             self._writer.close(sync)
         except OSError as exc:
-            raise self._disk_error(exc) from None
+            if sync:
+                raise self._disk_error(exc) from None
+            # Without sync the file is being discarded after another failure: that one is what matters.
 
 
 _HOST = socket.gethostname()
