@@ -285,6 +285,9 @@ async def restore_stream(
             created = True  # a timeout does not tell whether the stream was created
             raise
         created = True
+        if not reply.get("deliver_subject"):
+            raise NatsOpsError(f"restore of {item.name} failed: the server's answer to the restore request names no "
+                               f"subject to send the data to ({json.dumps(reply)[:300]})")  # fmt: skip
         final = await _send_data(connection, api, item, reply["deliver_subject"], options)
         expected = expected_state(item)
         actual = await _observed_state(api, item.name, final, expected)

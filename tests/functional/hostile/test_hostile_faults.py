@@ -57,7 +57,8 @@ def test_a_server_lost_during_an_account_restore_ends_the_run(fresh_standalone, 
     # The next run finishes the job: what was restored is kept, what was cut short redone, the rest restored.
     fresh_standalone.start()
     again = run_module("stream_restore", {**args, "if_exists": "skip"})
-    assert set(again["skipped_streams"]) == restored
+    # A stream in flight may have been finished by the server (its last answer lost with the connection).
+    assert restored <= set(again["skipped_streams"]) <= restored | in_flight
     target = js(fresh_standalone)
     for name in names:
         assert target.stream_info(name)["state"]["messages"] == 5, name

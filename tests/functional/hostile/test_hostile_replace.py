@@ -300,7 +300,9 @@ def test_the_default_safety_backup_dir_is_the_users_state_directory(
 
 
 @pytest.mark.parametrize("killed", ["the new stream's leader", "the only server given"])
-def test_a_server_of_the_cluster_killed_mid_replace_puts_the_old_stream_back(killed, fresh_cluster, tmp_path):
+def test_a_server_of_the_cluster_killed_mid_replace_puts_the_old_stream_back(
+    killed, fresh_cluster, nats_server_version, tmp_path
+):
     """In a cluster the old stream comes back, through the survivors, with every message: after an election
     when its leader died, through the servers the cluster advertised when the one server given died."""
     client = js(fresh_cluster)
@@ -320,9 +322,14 @@ def test_a_server_of_the_cluster_killed_mid_replace_puts_the_old_stream_back(kil
     time.sleep(0.3)  # the safety backup is in place: the old stream is being deleted and the new one restored
     victim.kill()
     error = outcome.error(timeout=180)
-    assert isinstance(error, ModuleFailed), f"the replace ended before the kill took effect: {error}"
-    msg = error.result["msg"]
-    assert "the old stream was put back from its safety backup" in msg, msg
     survivors = SyncJs([node.url for node in fresh_cluster.nodes if node is not victim], APP_USER, APP_PASSWORD)
-    assert progress(survivors.snapshot_of("R3REPL")) == progress(before)
+    if error is None:
+        # Before 2.15 a restore places the new stream only at its end: the kill may not have touched it.
+        assert nats_server_version < (2, 15, 0), "the replace ended before the kill took effect"
+        assert outcome.result["restored"][0]["verification"]["match"]
+        assert survivors.stream_info("R3REPL")["state"]["messages"] == before["messages"] - 5
+    else:
+        assert isinstance(error, ModuleFailed), error
+        assert "the old stream was put back from its safety backup" in error.result["msg"], error.result["msg"]
+        assert progress(survivors.snapshot_of("R3REPL")) == progress(before)
     assert safety_left(tmp_path) == []
