@@ -55,19 +55,25 @@ def sha256_file(path: Path) -> str:
 def write_json(path: Path, data: Any) -> bytes:
     """Write indented JSON durably; return the bytes written (for checksums)."""
     encoded = (json.dumps(data, indent=2) + "\n").encode()
-    with open(path, "wb") as handle:
-        handle.write(encoded)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "wb") as handle:
+            handle.write(encoded)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:  # a failed write names no file: name it
+        raise DiskError("writing", path, exc) from None
     return encoded
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise DiskError("syncing", path, exc) from None
 
 
 class HashingWriter:
@@ -224,7 +230,8 @@ class BackgroundWriter:
         with contextlib.suppress(OSError):  # a failed sync stays in self._sync.error, which _failed() reads
             self._sync.stop()
         if (error := self._failed()) is not None:
-            self._writer.close(sync=False)
+            with contextlib.suppress(OSError):  # flushing what is left fails the same way: the first failure tells
+                self._writer.close(sync=False)
             if sync:
                 raise error
         try:

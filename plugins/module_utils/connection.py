@@ -420,7 +420,7 @@ class Connection:
         except Exception as exc:  # nats-py raises many unrelated types here
             with contextlib.suppress(Exception):  # a refused connection leaves its socket open otherwise
                 await asyncio.wait_for(client.close(), 1.0)
-            raise NatsOpsError(connect_failure_message(exc, options)) from None
+            raise connect_failure(exc, options) from None
         self.client = client
 
     async def close(self) -> None:
@@ -458,28 +458,42 @@ def describe_release(client: Any) -> str:
     return f"server {info.get('server_name') or '?'} runs nats-server {info.get('version') or '(unknown release)'}"
 
 
-def connect_failure_message(exc: BaseException, options: dict[str, Any]) -> str:
+class ConnectFailed(NatsOpsError):
+    """No connection: ``unreachable`` when no server answered (worth trying again), else a server refused it."""
+
+    def __init__(self, msg: str, unreachable: bool) -> None:
+        super().__init__(msg)
+        self.unreachable = unreachable
+
+
+def connect_failure(exc: BaseException, options: dict[str, Any]) -> ConnectFailed:
     text = str(exc) or type(exc).__name__
     where = describe_servers(options)
     if isinstance(exc, TlsNotOffered):
-        return (
+        return ConnectFailed(
             f"cannot connect to NATS at {where}: TLS was asked for (a tls:// URL, or tls_ca/tls_cert/tls_key) "
             f"but {exc.server} offers no TLS (secure connection required); nothing, not even the credentials, "
-            "was sent to it. Enable TLS on the server, or point servers at one that has it"
+            "was sent to it. Enable TLS on the server, or point servers at one that has it",
+            unreachable=False,
         )
     lowered = text.lower()
     if "authorization" in lowered or "authentication" in lowered:
-        return (
+        return ConnectFailed(
             f"cannot connect to NATS at {where}: the server refused the credentials ({text}). "
-            "Check user/password, token, creds or nkey, or the context in use."
+            "Check user/password, token, creds or nkey, or the context in use.",
+            unreachable=False,
         )
     if isinstance(exc, ssl.SSLError) or "ssl" in lowered or "tls" in lowered:
-        return f"cannot connect to NATS at {where}: TLS failed ({text}). Check tls_ca, tls_cert and tls_key."
+        return ConnectFailed(
+            f"cannot connect to NATS at {where}: TLS failed ({text}). Check tls_ca, tls_cert and tls_key.",
+            unreachable=False,
+        )
     if "NoServers" in text or "TimeoutError" in text:
         text = "no server answered"
-    return (
+    return ConnectFailed(
         f"cannot connect to NATS at {where} within {options['connect_timeout']}s ({text}). "
-        "Check that the server runs and that servers/NATS_URL point at its client port."
+        "Check that the server runs and that servers/NATS_URL point at its client port.",
+        unreachable=True,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import ArchiveFormat
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    ConnectFailed,
     Connection,
     server_info,
     with_advertised_servers,
@@ -62,6 +63,8 @@ class RunOutcome:
 
 # How long a put-back keeps trying while the cluster elects leaders after a server died mid-replace.
 PUT_BACK_WINDOW = 60.0
+# How long a run tries to reach any server again once its connection is lost (to clean up, or put back).
+FRESH_CONNECT_WINDOW = 5.0
 
 
 class ReplaceFailed(NatsOpsError):
@@ -262,12 +265,21 @@ class RestoreRun:
         """A new connection to any of the servers, tried once per run."""
         if not self._fresh_tried:
             self._fresh_tried = True
-            fresh = Connection(with_advertised_servers(self.connection.options, self.connection.client))
-            try:
-                await fresh.open()
-                self._fresh = fresh
-            except NatsOpsError as exc:
-                self._fresh_problem = exc.msg
+            options = with_advertised_servers(self.connection.options, self.connection.client)
+            deadline = time.monotonic() + FRESH_CONNECT_WINDOW
+            while self._fresh is None:
+                fresh = Connection(options)
+                try:
+                    await fresh.open()
+                    self._fresh = fresh
+                except ConnectFailed as exc:
+                    self._fresh_problem = exc.msg
+                    if not exc.unreachable or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)  # the survivors may be busy electing, or resetting connections
+                except NatsOpsError as exc:
+                    self._fresh_problem = exc.msg
+                    break
         if self._fresh is None or self._fresh.lost:
             return None, None
         return self._fresh, self.api.using(self._fresh.client)
