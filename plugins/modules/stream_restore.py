@@ -93,6 +93,9 @@ options:
   parallel:
     description:
       - How many streams to restore at the same time, from 1 to 64.
+      - nats-server 2.12.8 and 2.15.1 have been seen to crash while restoring many streams in parallel (a
+        concurrent map access in the server's storage reservation). The run then ends at once, naming what
+        was restored and what was not, and a rerun finishes the job; V(1) has not been seen to crash it.
     type: int
     default: 4
   safety_backup_dir:

@@ -56,7 +56,9 @@ def test_a_server_lost_during_an_account_restore_ends_the_run(fresh_standalone, 
 
     # The next run finishes the job: what was restored is kept, what was cut short redone, the rest restored.
     fresh_standalone.start()
-    again = run_module("stream_restore", {**args, "if_exists": "skip"})
+    # One stream at a time: nats-server (seen on 2.12.8 and 2.15.1) can crash under parallel restores of many
+    # streams ("concurrent map iteration and map write" in tieredReservation), which is not what this tests.
+    again = run_module("stream_restore", {**args, "if_exists": "skip", "parallel": 1})
     # A stream in flight may have been finished by the server (its last answer lost with the connection).
     assert restored <= set(again["skipped_streams"]) <= restored | in_flight
     target = js(fresh_standalone)

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -235,11 +236,37 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     try:
         with ThreadPoolExecutor(len(made)) as pool:
             list(pool.map(NatsCluster.start, made))
+        creds_file = tmp_path_factory.mktemp("secop-creds") / "app.creds"
+        creds_file.write_text(creds["app"])
+        wait_for_jetstream(made[-1].urls, creds_file)
         yield Clusters(*made, nkey_users=identities, creds=creds)
     finally:
         for cluster in made:
             for node in cluster.nodes:
                 node.kill()
+
+
+def wait_for_jetstream(urls: list[str], creds: Path, timeout: float = 30.0) -> None:
+    """Until the operator-mode account has JetStream on every server (2.12 enables it a moment after start)."""
+    import asyncio
+    import json
+
+    import nats
+
+    async def enabled() -> bool:
+        nc = await nats.connect(urls, user_credentials=str(creds))
+        try:
+            reply = await nc.request("$JS.API.INFO", b"", timeout=2)
+            return not json.loads(reply.data).get("error")
+        except Exception:
+            return False
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while not asyncio.run(enabled()):
+        assert time.monotonic() < deadline, "JetStream never came up for the operator-mode account"
+        time.sleep(0.5)
 
 
 def make_kinds(clusters: Clusters, workdir: Path) -> list[Kind]:
