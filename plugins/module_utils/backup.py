@@ -159,6 +159,7 @@ class Progress:
 
     done: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
+    stopped: bool = False
 
     def as_dict(self, plan: BackupPlan) -> dict[str, list[str]]:
         names = [info["config"]["name"] for info in plan.streams]
@@ -189,6 +190,8 @@ async def _snapshot_many(
 
     async def one(name: str) -> SnapshotResult:
         async with limit:
+            if progress.stopped:  # woken by a slot freed while the run was being cancelled: not started
+                raise asyncio.CancelledError
             progress.started.append(name)
             directory = root / name
             directory.mkdir()
@@ -204,6 +207,7 @@ async def _snapshot_many(
                 raise task.exception()  # type: ignore[misc]
         return [task.result() for task in tasks]
     finally:
+        progress.stopped = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -346,6 +346,9 @@ class SecureClient(NatsClient):  # type: ignore[misc,valid-type]
         await super()._process_info(info, initial_connection)
 
 
+WATCH_INTERVAL = 0.2  # seconds between looks at whether the client has closed
+
+
 def _fail_waiting_replies(client: Any) -> None:
     """Fail every request still waiting for its reply, and every flush waiting for its pong.
 
@@ -369,6 +372,7 @@ class Connection:
         self.slow_subscriptions: set[int] = set()
         self.disconnected = False
         self.async_errors: list[str] = []
+        self._watchdog: asyncio.Task | None = None
 
     async def _on_error(self, error: Exception) -> None:
         if HAS_NATS and isinstance(error, SlowConsumerError):
@@ -379,6 +383,17 @@ class Connection:
     async def _on_disconnect(self) -> None:
         self.disconnected = True
         _fail_waiting_replies(self.client)
+
+    async def _watch(self, client: Any) -> None:
+        """Notice a closed client even when nats-py never calls back.
+
+        nats-py flushes pending data while it closes a lost connection; on a reset socket that flush
+        raises, and the disconnect and close callbacks are skipped: every waiting request would then
+        wait out its timeout.
+        """
+        while not client.is_closed:
+            await asyncio.sleep(WATCH_INTERVAL)
+        await self._on_disconnect()
 
     @property
     def lost(self) -> bool:
@@ -422,8 +437,12 @@ class Connection:
                 await asyncio.wait_for(client.close(), 1.0)
             raise connect_failure(exc, options) from None
         self.client = client
+        self._watchdog = asyncio.ensure_future(self._watch(client))
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         if self.client is not None and not self.client.is_closed:
             with contextlib.suppress(Exception):  # closing a dead connection must not hide the real error
                 await self.client.close()
