@@ -56,6 +56,13 @@ DEFAULT_RESTORE_CHUNK = 1024 * 1024
 MIN_RESTORE_CHUNK = 1024
 MAX_RESTORE_CHUNK = 64 * 1024 * 1024  # nats-server's largest max_payload
 NO_RESPONDERS_GRACE = 3.0
+# The final answer of a restore is waited for at least this long, and longer for big streams: applying the
+# data at this rate (far below any disk) may take the server that long.
+FINISH_MIN_WAIT = 60.0
+FINISH_MIN_RATE = 20 * 1024 * 1024
+# A follower its leader has not heard from for this long is on a server that is down (Raft heartbeats
+# come every second); it cannot catch up until that server returns.
+REPLICA_SILENT_NS = 5_000_000_000
 RESTORE_IN_FLIGHT = 4
 # How long a failed restore keeps trying to delete the stream it created. The server that died may have
 # led the meta group: the survivors elect another first, which on a busy machine took over 10 s.
@@ -96,7 +103,7 @@ class RestoreOptions:
     if_exists: str = "fail"
     chunk_size: int = DEFAULT_RESTORE_CHUNK
     chunk_timeout: float = 10.0
-    finish_timeout: float = 3600.0
+    finish_timeout: float | None = None  # None: finish_timeout_for() the stream's size
     in_flight: int = RESTORE_IN_FLIGHT
 
 
@@ -299,6 +306,8 @@ async def restore_stream(
                 expected=expected,
                 actual=actual,
             )
+        replicas = int(config.get("num_replicas") or 1)
+        absent = await _wait_for_replicas(api, item.name, replicas, finish_timeout_for(item, options))
         await api.request(f"STREAM.UPDATE.{item.name}", without_marker(final.get("config") or config))
     except NatsOpsError as exc:
         if connection.lost:
@@ -325,6 +334,7 @@ async def restore_stream(
         "placement": config.get("placement"),
         "verification": {"expected": expected_state(item), "actual": actual, "match": True},
         "backup_check": item.verification,
+        "replicas_absent": absent,
     }
 
 
@@ -383,10 +393,11 @@ async def _send_data(
         for pending in in_flight:
             pending.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
+    finish_timeout = finish_timeout_for(item, options)
     try:
-        reply = await client.request(deliver_subject, b"", timeout=options.finish_timeout)
+        reply = await client.request(deliver_subject, b"", timeout=finish_timeout)
     except Exception as exc:
-        raise _send_failure(connection, item.name, "finishing", exc) from None
+        raise _send_failure(connection, item.name, "finishing", exc, finish_timeout) from None
     return _parse_reply(item.name, reply.data, final=True)
 
 
@@ -414,6 +425,91 @@ async def _send_chunk(
         _parse_reply(stream, reply.data, final=False)
 
 
+async def _wait_for_replicas(api: JetStreamApi, stream: str, replicas: int, timeout: float) -> list[str]:
+    """Until every reachable replica of a restored stream has caught up with its leader; the absent ones.
+
+    The server answers the restore as soon as its leader holds the data; the other replicas copy it over
+    the next moments (0.3 s for 10 000 messages). A leader lost before that can take the data with it: a
+    follower without it may be elected, and the old leader, back, truncated to match (seen on 2.14.6). So
+    a restore is not done until its replicas are. A replica on a server that is down (offline, or silent
+    for REPLICA_SILENT_NS, or never heard from in that long) cannot catch up now: it is named, and a
+    quorum that holds the data must do.
+    """
+    if replicas <= 1:
+        return []
+    started = time.monotonic()
+    deadline = started + timeout
+    in_a_row = 0
+    while True:
+        state = await _replica_state(api, stream, time.monotonic() - started)
+        if state is not None and len(state.current) + 1 >= replicas // 2 + 1 and not state.catching_up:
+            in_a_row += 1
+            if in_a_row >= 2:  # "current" can show a moment before the last messages are stored
+                return state.absent
+        else:
+            in_a_row = 0
+        if time.monotonic() > deadline:
+            raise NatsOpsError(
+                f"restore of {stream} failed: its other replica(s) did not catch up with its leader within "
+                f"{timeout:.0f}s, and a leader lost before they do takes the data with it. Check the cluster "
+                "(natsops.jetstream.cluster_info), then run the restore again"
+            )
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class ReplicaState:
+    current: list[str]  # followers that hold everything the leader does
+    catching_up: list[str]  # followers still copying
+    absent: list[str]  # followers on servers that are down
+
+
+def _silent(active_ns: int, waited: float) -> bool:
+    """Not heard from lately; 0 is never heard from, which a live follower ends within moments."""
+    return active_ns > REPLICA_SILENT_NS or (active_ns == 0 and waited * 1e9 > REPLICA_SILENT_NS)
+
+
+async def _replica_state(api: JetStreamApi, stream: str, waited: float) -> ReplicaState | None:
+    """The stream's followers as its leader sees them; None while it has no leader."""
+    try:
+        info = await api.request(f"STREAM.INFO.{stream}", timeout=min(api.timeout, 2.0))
+    except JetStreamApiError as exc:
+        if exc.err_code == STREAM_NOT_FOUND:
+            raise NatsOpsError(
+                f"restore of {stream} failed: the server deleted the restored stream after it was verified "
+                "(nats-server does so when a restore of the same name failed in the 5 s before it was created); "
+                "run the restore again"
+            ) from None
+        return None
+    except NatsOpsError:
+        return None
+    cluster = info.get("cluster") or {}
+    if not cluster.get("leader"):
+        return None
+    state = ReplicaState([], [], [])
+    for peer in cluster.get("replicas") or []:
+        name = str(peer.get("name") or "?")
+        if peer.get("current") and not peer.get("lag"):
+            state.current.append(name)
+        elif peer.get("offline") or _silent(int(peer.get("active") or 0), waited):
+            state.absent.append(name)
+        else:
+            state.catching_up.append(name)
+    return state
+
+
+def finish_timeout_for(item: StreamBackup, options: RestoreOptions) -> float:
+    """How long the server may take to answer the request that ends a restore.
+
+    Servers before 2.14 apply the data only then, at disk speed; later ones have applied it as it came.
+    Unbounded, a wait for a server that died after the last chunk (its restore handed to no one, or to a
+    new leader that never saw the data) would last as long as the timeout: an hour, before.
+    """
+    if options.finish_timeout is not None:
+        return options.finish_timeout
+    return max(FINISH_MIN_WAIT, options.chunk_timeout * 6, item.data_path.stat().st_size / FINISH_MIN_RATE)
+
+
 def _parse_reply(stream: str, data: bytes, final: bool) -> dict[str, Any]:
     try:
         body = json.loads(data)
@@ -432,10 +528,10 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return describe_client_error(exc)
 
 
-def _send_failure(connection: Connection, stream: str, phase: str, exc: BaseException) -> NatsOpsError:
+def _send_failure(connection: Connection, stream: str, phase: str, exc: BaseException, timeout: float) -> NatsOpsError:
     if connection.lost:
         return NatsOpsError(f"restore of {stream} failed: the connection to the server was lost while {phase}")
-    return NatsOpsError(f"restore of {stream} failed while {phase}: {_describe(exc, 0)}")
+    return NatsOpsError(f"restore of {stream} failed while {phase}: {_describe(exc, timeout)}")
 
 
 async def remove_created_stream(api: JetStreamApi, stream: str) -> str | None:

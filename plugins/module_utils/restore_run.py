@@ -27,10 +27,13 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.errors import Na
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     NO_META_LEADER,
     NO_SUITABLE_PEERS,
+    STREAM_ASSIGNMENT_ERROR,
+    STREAM_NAME_IN_USE,
     JetStreamApi,
     JetStreamApiError,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
+    OWNER_KEYS,
     ConnectionLost,
     RestoreAction,
     RestoreOptions,
@@ -65,6 +68,14 @@ class RunOutcome:
 PUT_BACK_WINDOW = 60.0
 # How long a run tries to reach any server again once its connection is lost (to clean up, or put back).
 FRESH_CONNECT_WINDOW = 5.0
+# nats-server (2.10 to 2.15) ends a restore that received nothing for 5 s and reports the failure to its
+# meta leader, which deletes the stream *of that name* if it was created less than 5 s before: a put-back
+# made while the failed restore still waits would be deleted by it. A put-back in a cluster waits this long
+# after the failure.
+FAILED_RESTORE_LINGERS = 6.5
+# Answers to a put-back that a moment may change: no meta leader yet; an assignment error (the failed
+# restore's handler stalled, say).
+PUT_BACK_RETRIES = (NO_META_LEADER, STREAM_ASSIGNMENT_ERROR)
 
 
 class ReplaceFailed(NatsOpsError):
@@ -188,6 +199,7 @@ class RestoreRun:
 
     async def _put_back(self, item: StreamBackup, safety: StreamBackup, failure: NatsOpsError) -> NatsOpsError:
         """Restore the old stream from its safety backup after a failed replace; say how it ended."""
+        failed_at = time.monotonic()
         name, where = item.name, safety.directory
         lost = isinstance(failure, ConnectionLost)
         connection, api = (self.connection, self.api) if not self.connection.lost else await self._fresh_api()
@@ -203,6 +215,8 @@ class RestoreRun:
         try:
             if problem:
                 raise NatsOpsError(problem)
+            if server_info(connection.client).get("cluster"):
+                await asyncio.sleep(max(0.0, failed_at + FAILED_RESTORE_LINGERS - time.monotonic()))
             fewer = await self._restore_safety_backup(connection, api, safety)
         except NatsOpsError as exc:
             return ReplaceFailed(
@@ -220,7 +234,7 @@ class RestoreRun:
                 f"replicas again (natsops.jetstream.stream, replicas: {fewer[0]}) once the servers are back"
             )
         if safety.verification.get("archive_format") == ArchiveFormat.V2.value:
-            consumers = (
+            consumers += (
                 "; its consumers kept their ack floors, and messages they had delivered but not acked will be "
                 "delivered again (a V2 snapshot keeps no pending state)"
             )
@@ -241,6 +255,7 @@ class RestoreRun:
         options = RestoreOptions(chunk_timeout=self.options.chunk_timeout)
         deadline = time.monotonic() + PUT_BACK_WINDOW
         while True:
+            await _meta_leader_answers(api, deadline)  # a request sent mid-election waits out its timeout
             try:
                 await restore_stream(connection, api, safety, options, RestoreAction.RESTORE, self.owner)
                 return (wanted, options.replicas) if options.replicas else None
@@ -252,12 +267,25 @@ class RestoreRun:
                     if up < wanted:
                         options.replicas = up
                         continue
-                if exc.err_code not in (NO_META_LEADER,) or time.monotonic() > deadline:
+                if exc.err_code in STREAM_NAME_IN_USE and await self._ours_or_gone(api, safety.name):
+                    # What the failed restore left holds the name (a cluster keeps it reserved): remove it.
+                    await remove_created_stream(api, safety.name)
+                elif exc.err_code not in PUT_BACK_RETRIES or time.monotonic() > deadline:
                     raise
             except NatsOpsError:
                 if time.monotonic() > deadline:  # no answer: mostly an election after a server died
                     raise
             await asyncio.sleep(1.0)
+
+    async def _ours_or_gone(self, api: JetStreamApi, name: str) -> bool:
+        """Whether the stream holding ``name`` is one this run's restore left (marked with its owner), or
+        none that can be seen: a name reserved by a failed clustered restore has no stream behind it."""
+        try:
+            info = await api.stream_info(name)
+        except NatsOpsError:
+            return False
+        metadata = ((info or {}).get("config") or {}).get("metadata") or {}
+        return info is None or metadata.get(OWNER_KEYS["owner"]) == self.owner.get("owner")
 
     # --- after a lost connection: one fresh connection for every stream that was in flight --------------
 
@@ -304,6 +332,16 @@ class RestoreRun:
         self.outcome.incomplete = sorted(
             await asyncio.gather(*(clean(lost) for lost in self._in_flight)), key=lambda entry: entry["stream"]
         )
+
+
+async def _meta_leader_answers(api: JetStreamApi, deadline: float) -> None:
+    """Until the meta leader answers (only it answers account info in a cluster), or the deadline."""
+    while time.monotonic() < deadline:
+        try:
+            await api.request("INFO", timeout=2.0)
+            return
+        except NatsOpsError:
+            await asyncio.sleep(0.5)
 
 
 def describe_loss(outcome: RunOutcome) -> str:

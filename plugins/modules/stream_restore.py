@@ -26,6 +26,9 @@ description:
   - After each restore, the stream's state is compared with C(backup.json) (messages, first and last
     sequence) and, for backups with a manifest, with the consumers and their positions recorded there. A
     mismatch fails the task and removes the restored stream.
+  - A replicated stream counts as restored only once its other replicas have copied the data from its leader
+    (a leader lost before then can take the data with it). Replicas on servers that are down are named in
+    RV(restored[].replicas_absent) and a warning; a quorum that holds the data must do.
   - On any failure, a stream that this restore created is deleted (a failed clustered restore can leave a
     dead stream behind); a stream that existed before is never touched, except with O(if_exists=replace).
   - "Each stream is restored with the metadata C(natsops.jetstream.restore: incomplete) (and the restore's
@@ -200,6 +203,13 @@ restored:
     safety_backup:
       description: For a replaced stream, the safety backup of the old one (C(path)) and whether it was kept.
       type: dict
+    replicas_absent:
+      description: >-
+        Replicas on servers that were down when the restore finished. The module waits until every other
+        replica has copied the data from the leader (a leader lost before then can take the data with it);
+        these copy it when their server returns, and until then the stream runs on a quorum.
+      type: list
+      elements: str
   sample:
     - stream: ORDERS
       action: restored
@@ -414,6 +424,12 @@ def planned(
 
 def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
     result["restored"] = outcome.restored
+    result["warnings"] += [
+        f"{entry['stream']}: replica(s) on {', '.join(entry['replicas_absent'])} were down when the restore ended; "
+        "they copy the data when their server returns"
+        for entry in outcome.restored
+        if entry.get("replicas_absent")
+    ]
     if outcome.lost:
         raise NatsOpsError(
             describe_loss(outcome),
