@@ -442,7 +442,7 @@ async def _wait_for_replicas(api: JetStreamApi, stream: str, replicas: int, time
     in_a_row = 0
     while True:
         state = await _replica_state(api, stream, time.monotonic() - started)
-        if state is not None and len(state.current) + 1 >= replicas // 2 + 1 and not state.catching_up:
+        if state is not None and state.safe(replicas):
             in_a_row += 1
             if in_a_row >= 2:  # "current" can show a moment before the last messages are stored
                 return state.absent
@@ -462,6 +462,10 @@ class ReplicaState:
     current: list[str]  # followers that hold everything the leader does
     catching_up: list[str]  # followers still copying
     absent: list[str]  # followers on servers that are down
+
+    def safe(self, replicas: int) -> bool:
+        """No follower still copying, and a quorum (the leader with the current ones) holds the data."""
+        return not self.catching_up and len(self.current) + 1 >= replicas // 2 + 1
 
 
 def _silent(active_ns: int, waited: float) -> bool:
@@ -483,7 +487,11 @@ async def _replica_state(api: JetStreamApi, stream: str, waited: float) -> Repli
         return None
     except NatsOpsError:
         return None
-    cluster = info.get("cluster") or {}
+    return replica_state(info.get("cluster") or {}, waited)
+
+
+def replica_state(cluster: dict[str, Any], waited: float) -> ReplicaState | None:
+    """The followers of a stream's cluster info, sorted by how far they are; None without a leader."""
     if not cluster.get("leader"):
         return None
     state = ReplicaState([], [], [])
