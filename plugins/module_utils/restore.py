@@ -105,6 +105,7 @@ class RestoreOptions:
     chunk_timeout: float = 10.0
     finish_timeout: float | None = None  # None: finish_timeout_for() the stream's size
     in_flight: int = RESTORE_IN_FLIGHT
+    request_timeout: float | None = None  # of the restore request; None: the API timeout, at least 30 s
 
 
 @dataclass
@@ -281,7 +282,7 @@ async def restore_stream(
             reply = await api.request(
                 f"STREAM.RESTORE.{item.name}",
                 {"config": config, "state": item.backup["state"]},
-                timeout=max(api.timeout, 30.0),
+                timeout=options.request_timeout or max(api.timeout, 30.0),
             )
         except JetStreamApiError as exc:
             if exc.err_code in STREAM_NAME_IN_USE:

@@ -11,6 +11,8 @@ from what is known (another domain, a server that does not advertise its cluster
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import Jet
 
 MIB = 1024 * 1024
 MEMORY_SNAPSHOTS = (2, 15, 0)  # the first release that snapshots memory-storage streams
+SERVERS_UP_SETTLE = 2.0  # seconds a count of servers too small for the replicas asked is read again
 
 
 @dataclass
@@ -45,10 +48,26 @@ async def read_target(client: Any, api: JetStreamApi, domain: str | None) -> Tar
         version=str(info.get("version") or ""),
         release=server_release(client),
         cluster=info.get("cluster") or None,
-        servers_up=len(set(info.get("connect_urls") or [])),
+        servers_up=_servers_up(client),
         other_domain=bool(domain),
         account=await api.account_info(),
     )
+
+
+def _servers_up(client: Any) -> int:
+    return len(set(server_info(client).get("connect_urls") or []))
+
+
+async def settle_servers_up(client: Any, target: Target, wanted: int) -> None:
+    """Before refusing for want of servers, give the count a moment to catch up.
+
+    A server learns its peers' client URLs as its routes form and tells its clients in a new INFO; a
+    count read just then can be one short (seen in CI on a cluster started a second before).
+    """
+    deadline = time.monotonic() + SERVERS_UP_SETTLE
+    while target.cluster and 0 < target.servers_up < wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        target.servers_up = _servers_up(client)
 
 
 @dataclass

@@ -65,7 +65,10 @@ class RunOutcome:
 
 
 # How long a put-back keeps trying while the cluster elects leaders after a server died mid-replace.
-PUT_BACK_WINDOW = 60.0
+PUT_BACK_WINDOW = 120.0
+# A put-back's restore request left unanswered this long is removed and made again: seen on 2.15.1, a
+# restore placed with a server that had just died among its peers was never started by the others.
+PUT_BACK_REQUEST_TIMEOUT = 15.0
 # How long a run tries to reach any server again once its connection is lost (to clean up, or put back).
 FRESH_CONNECT_WINDOW = 5.0
 # nats-server (2.10 to 2.15) ends a restore that received nothing for 5 s and reports the failure to its
@@ -252,8 +255,9 @@ class RestoreRun:
         """Put the old stream back, waiting out an election; with fewer replicas if the servers up cannot hold
         its own (a server died in the replace). Returns (wanted, given) replicas when fewer were given."""
         wanted = int(safety.backup["config"].get("num_replicas") or 1)
-        options = RestoreOptions(chunk_timeout=self.options.chunk_timeout)
+        options = RestoreOptions(chunk_timeout=self.options.chunk_timeout, request_timeout=PUT_BACK_REQUEST_TIMEOUT)
         deadline = time.monotonic() + PUT_BACK_WINDOW
+        unanswered = 0
         while True:
             await _meta_leader_answers(api, deadline)  # a request sent mid-election waits out its timeout
             try:
@@ -275,6 +279,11 @@ class RestoreRun:
             except NatsOpsError:
                 if time.monotonic() > deadline:  # no answer: mostly an election after a server died
                     raise
+                unanswered += 1
+                up = len(set(server_info(connection.client).get("connect_urls") or []))
+                if unanswered >= 2 and 0 < up < wanted and not options.replicas:
+                    # Placed again and again with the dead server among its peers: on the survivors alone.
+                    options.replicas = up
             await asyncio.sleep(1.0)
 
     async def _ours_or_gone(self, api: JetStreamApi, name: str) -> bool:

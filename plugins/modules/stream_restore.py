@@ -295,7 +295,12 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     restore_config,
     verify_backups,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore_checks import Planned, problems, read_target
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore_checks import (
+    Planned,
+    problems,
+    read_target,
+    settle_servers_up,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore_claims import RestoreClaims
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore_run import (
     RestoreRun,
@@ -330,7 +335,11 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         )
         refuse_streams_being_restored(held)
         actions = plan_actions(backups, existing, params["if_exists"])
-        refuse_what_cannot_be_restored(problems(target, checked(backups, actions, existing, restore_options)))
+        planned_streams = checked(backups, actions, existing, restore_options)
+        await settle_servers_up(
+            connection.client, target, max((stream.replicas for stream in planned_streams), default=1)
+        )
+        refuse_what_cannot_be_restored(problems(target, planned_streams))
         result = planned(backups, actions, existing, safety)
         result["warnings"] += claim_warnings
         if check_mode:

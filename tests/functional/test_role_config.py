@@ -24,7 +24,7 @@ import pytest
 import yaml
 from support.certificates import make_certificates
 from support.modules import run_module
-from support.servers import free_port, next_address, server_binary
+from support.servers import free_ports, next_address, server_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -68,14 +68,15 @@ def run_role(
 
 
 def host_vars(tmp_path: Path, name: str, address: str) -> dict[str, Any]:
+    client, monitor, cluster, leafnode, gateway = free_ports(address, 5)
     return {
         "ansible_host": address,
         "nats_server_listen_host": address,
-        "nats_server_client_port": free_port(address),
-        "nats_server_monitor_port": free_port(address),
-        "nats_server_cluster_port": free_port(address),
-        "nats_server_leafnode_port": free_port(address),
-        "nats_server_gateway_port": free_port(address),
+        "nats_server_client_port": client,
+        "nats_server_monitor_port": monitor,
+        "nats_server_cluster_port": cluster,
+        "nats_server_leafnode_port": leafnode,
+        "nats_server_gateway_port": gateway,
         "nats_server_config_dir": str(tmp_path / name / "etc"),
         "nats_server_store_dir": str(tmp_path / name / "store"),
         "nats_server_log_file": str(tmp_path / name / "nats-server.log"),

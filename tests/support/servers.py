@@ -7,6 +7,7 @@ writes, and keeps its log for failure messages. All processes are stopped at exi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -68,9 +69,19 @@ def next_address() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    return free_ports(host, 1)[0]
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """Distinct free ports: each probe stays bound until all are chosen, or the kernel may hand out the
+    same port twice (CI saw a server's client listener collide with its own monitor port)."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket())
+            probe.bind((host, 0))
+            ports.append(probe.getsockname()[1])
+        return ports
 
 
 def _accounts_config() -> str:
@@ -102,9 +113,8 @@ class NatsNode:
         self.name = name
         self.binary = binary  # None: server_binary()
         self.host = host or next_address()
-        self.client_port = free_port(self.host)
-        self.monitor_port = free_port(self.host)
-        self.cluster_port = free_port(self.host) if cluster_name else None
+        self.client_port, self.monitor_port, cluster_port = free_ports(self.host, 3)
+        self.cluster_port = cluster_port if cluster_name else None
         self.cluster_name = cluster_name
         self.max_payload = max_payload
         # Replacements for the default accounts block, the jetstream block's extra lines, and anything else.
