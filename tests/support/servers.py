@@ -76,8 +76,8 @@ def free_ports(host: str, count: int) -> list[int]:
     """Distinct free ports: each probe stays bound until all are chosen, or the kernel may hand out the
     same port twice (CI saw a server's client listener collide with its own monitor port)."""
     with contextlib.ExitStack() as probes:
-        ports = []
-        for _ in range(count):
+        ports: list[int] = []
+        while len(ports) < count:
             probe = probes.enter_context(socket.socket())
             probe.bind((host, 0))
             ports.append(probe.getsockname()[1])
