@@ -453,6 +453,12 @@ def server_info(client: Any) -> dict[str, Any]:
     return dict(getattr(client, "latest_info", None) or getattr(client, "_server_info", None) or {})
 
 
+def servers_up(client: Any) -> int:
+    """Servers of the cluster the connected one routes to, itself included, as its INFO advertises them
+    (0 when it advertises none)."""
+    return len(set(server_info(client).get("connect_urls") or []))
+
+
 def with_advertised_servers(options: dict[str, Any], client: Any) -> dict[str, Any]:
     """The options with the cluster's other servers added, as the connected server advertised them.
 

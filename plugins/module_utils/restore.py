@@ -331,7 +331,7 @@ async def restore_stream(
         "bytes": size,
         "duration": round(duration, 3),
         "throughput_mib_s": round(size / MIB / duration, 2) if duration > 0 else 0.0,
-        "replicas": int(config.get("num_replicas") or 1),
+        "replicas": replicas,
         "placement": config.get("placement"),
         "verification": {"expected": expected_state(item), "actual": actual, "match": True},
         "backup_check": item.verification,

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import RESTORABLE_FROM, ArchiveFormat
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import server_info, server_release
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+    server_info,
+    server_release,
+    servers_up,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 
 MIB = 1024 * 1024
@@ -48,14 +52,10 @@ async def read_target(client: Any, api: JetStreamApi, domain: str | None) -> Tar
         version=str(info.get("version") or ""),
         release=server_release(client),
         cluster=info.get("cluster") or None,
-        servers_up=_servers_up(client),
+        servers_up=servers_up(client),
         other_domain=bool(domain),
         account=await api.account_info(),
     )
-
-
-def _servers_up(client: Any) -> int:
-    return len(set(server_info(client).get("connect_urls") or []))
 
 
 async def settle_servers_up(client: Any, target: Target, wanted: int) -> None:
@@ -67,7 +67,7 @@ async def settle_servers_up(client: Any, target: Target, wanted: int) -> None:
     deadline = time.monotonic() + SERVERS_UP_SETTLE
     while target.cluster and 0 < target.servers_up < wanted and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        target.servers_up = _servers_up(client)
+        target.servers_up = servers_up(client)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     ConnectFailed,
     Connection,
     server_info,
+    servers_up,
     with_advertised_servers,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
@@ -267,7 +268,7 @@ class RestoreRun:
                 raise
             except JetStreamApiError as exc:
                 if exc.err_code == NO_SUITABLE_PEERS and not options.replicas:
-                    up = len(set(server_info(connection.client).get("connect_urls") or [])) or 1
+                    up = servers_up(connection.client) or 1
                     if up < wanted:
                         options.replicas = up
                         continue
@@ -280,7 +281,7 @@ class RestoreRun:
                 if time.monotonic() > deadline:  # no answer: mostly an election after a server died
                     raise
                 unanswered += 1
-                up = len(set(server_info(connection.client).get("connect_urls") or []))
+                up = servers_up(connection.client)
                 if unanswered >= 2 and 0 < up < wanted and not options.replicas:
                     # Placed again and again with the dead server among its peers: on the survivors alone.
                     options.replicas = up
