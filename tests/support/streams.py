@@ -34,20 +34,29 @@ async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, t
 
 async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
     config = {"name": name, "subjects": [f"{name}.>"], "storage": "file", "num_replicas": 1, **config}
-    # A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile;
-    # or its meta leader may not have heard from every peer yet ("no suitable peers, peer offline", seen on a
-    # loaded machine). Creating a stream again with the same config is a no-op, so it can simply be asked again.
+    # Its meta leader may not have heard from every peer yet ("no suitable peers, peer offline", seen on a
+    # loaded machine): with replicas, that is asked again too.
+    peers_wait = config.get("num_replicas", 1) > 1
+    return await _create_while_settling(nc, f"STREAM.CREATE.{name}", config, peers_wait)
+
+
+async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], peers_wait: bool) -> dict[str, Any]:
+    """A create request, asked again for up to 15 s while a cluster settles.
+
+    A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile.
+    Creating a stream or durable again with the same config is a no-op, so it can simply be asked again.
+    """
     deadline = asyncio.get_running_loop().time() + 15
     while True:
         try:
-            return await js_request(nc, f"STREAM.CREATE.{name}", config)
+            return await js_request(nc, suffix, body)
         except NatsTimeoutError:
             pass
         except JsApiError as exc:
-            if exc.err_code != NO_SUITABLE_PEERS or config.get("num_replicas", 1) == 1:
+            if exc.err_code != NO_SUITABLE_PEERS or not peers_wait:
                 raise
         if asyncio.get_running_loop().time() > deadline:
-            return await js_request(nc, f"STREAM.CREATE.{name}", config)
+            return await js_request(nc, suffix, body)
         await asyncio.sleep(0.5)
 
 
@@ -101,7 +110,8 @@ async def publish_when_heard(js: Any, subject: str, data: bytes, headers: dict[s
 
 async def create_durable(nc: Any, stream: str, name: str, **config: Any) -> dict[str, Any]:
     config = {"durable_name": name, "ack_policy": "explicit", **config}
-    return await js_request(nc, f"CONSUMER.CREATE.{stream}.{name}", {"stream_name": stream, "config": config})
+    body = {"stream_name": stream, "config": config}
+    return await _create_while_settling(nc, f"CONSUMER.CREATE.{stream}.{name}", body, peers_wait=False)
 
 
 async def consume_and_ack(nc: Any, stream: str, durable: str, fetch: int, ack: int) -> None:
