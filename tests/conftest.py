@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COLLECTIONS_ROOT = REPO_ROOT / ".build" / "collections"
@@ -28,3 +32,18 @@ _expose_collection()
 
 # Fixtures that start real nats-server processes.
 pytest_plugins = ["support.server_fixtures"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report carries the warnings and errors of the servers it used: the server's side
+    of a failure seen only in CI, where no file is kept."""
+    report: Any = yield
+    if report.failed:
+        from support.servers import NatsCluster, NatsNode
+
+        for value in getattr(item, "funcargs", {}).values():
+            nodes = value.nodes if isinstance(value, NatsCluster) else [value] if isinstance(value, NatsNode) else []
+            for node in nodes:
+                report.sections.append((f"nats-server {node.name} warnings and errors", node.log_problems()))
+    return report

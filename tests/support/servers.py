@@ -251,6 +251,16 @@ class NatsNode:
         except OSError:
             return "(no log)"
 
+    def log_problems(self, lines: int = 40) -> str:
+        """The server's last warnings and errors: what a failed test's report shows (CI keeps no files)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        problems = [line for line in text.splitlines() if any(tag in line for tag in ("[WRN]", "[ERR]", "[FTL]"))]
+        problems = [line for line in problems if "Plaintext passwords detected" not in line]
+        return "\n".join(problems[-lines:]) or "(no warnings or errors)"
+
 
 class NatsCluster:
     """N JetStream servers that route to each other (explicit peers), each on its own address."""
