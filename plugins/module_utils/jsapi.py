@@ -66,6 +66,7 @@ NO_META_LEADER = 10008
 STREAM_ASSIGNMENT_ERROR = 10048  # generic; e.g. "restore for stream ... is stalled" (no data for 5 s)
 CONSUMER_NOT_FOUND = 10014
 STREAM_NAME_IN_USE = (10058, 10130)
+RESTORE_DATA_REJECTED = 10062  # the server could not apply a restore's data
 
 
 class JetStreamApiError(NatsOpsError):

@@ -35,6 +35,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    RESTORE_DATA_REJECTED,
     STREAM_NAME_IN_USE,
     STREAM_NOT_FOUND,
     JetStreamApi,
@@ -93,6 +94,14 @@ class ConnectionLost(NatsOpsError):
         super().__init__(msg or f"restore of {stream} failed: the connection to the server was lost")
         self.stream = stream
         self.created = created
+
+
+class _DataRejected(Exception):
+    """The server refused the data of a stream this attempt created, and the half-made stream is gone."""
+
+    def __init__(self, error: JetStreamApiError) -> None:
+        super().__init__(error.msg)
+        self.error = error
 
 
 @dataclass
@@ -269,14 +278,40 @@ async def restore_stream(
     ``action`` is ``restore``, or ``redo`` to delete the half-made stream an interrupted restore left.
     A lost connection raises ConnectionLost, and the stream is left to the run's one clean-up pass
     (restore_run): one reconnection for all the streams in flight, not one per stream.
+
+    Data the server rejects (err_code 10062) is sent once more, to a stream made anew. A server killed
+    while rewriting a stream's meta file keeps that stream's messages on disk but no longer shows the
+    stream (its log: "checksums do not match"); the next restore of the name meets those messages,
+    fails, and the server removes them with it, so the second attempt starts clean. The backup was
+    checked here before it was sent, so a second rejection is the server's real answer.
     """
+    try:
+        return await _restore_attempt(connection, api, item, options, action, owner, delete_first=True)
+    except _DataRejected as first:
+        try:
+            entry = await _restore_attempt(connection, api, item, options, action, owner, delete_first=False)
+        except _DataRejected as second:
+            raise second.error from None
+        entry["retried_after"] = first.error.description
+        return entry
+
+
+async def _restore_attempt(
+    connection: Connection,
+    api: JetStreamApi,
+    item: StreamBackup,
+    options: RestoreOptions,
+    action: RestoreAction,
+    owner: dict[str, str] | None,
+    delete_first: bool,
+) -> dict[str, Any]:
     started = time.monotonic()
     if connection.lost:
         raise ConnectionLost(item.name, created=False)
-    if action is RestoreAction.REDO:
+    if action is RestoreAction.REDO and delete_first:
         await api.delete_stream(item.name)
     config = restore_config(item, options, owner)
-    created = False
+    created = sending = False
     try:
         try:
             reply = await api.request(
@@ -296,7 +331,9 @@ async def restore_stream(
         if not reply.get("deliver_subject"):
             raise NatsOpsError(f"restore of {item.name} failed: the server's answer to the restore request names no "
                                f"subject to send the data to ({json.dumps(reply)[:300]})")  # fmt: skip
+        sending = True
         final = await _send_data(connection, api, item, reply["deliver_subject"], options)
+        sending = False
         expected = expected_state(item)
         actual = await _observed_state(api, item.name, final, expected)
         mismatches = compare(expected, actual)
@@ -317,6 +354,8 @@ async def restore_stream(
             leftover = await remove_created_stream(api, item.name)
             if leftover:
                 raise NatsOpsError(f"{exc.msg}; {leftover}", **exc.details) from None
+        if sending and isinstance(exc, JetStreamApiError) and exc.err_code == RESTORE_DATA_REJECTED:
+            raise _DataRejected(exc) from None
         raise
     except BaseException:
         if created and not connection.lost:

@@ -35,6 +35,10 @@ description:
     owner and start time), removed once the stream has been verified. If the server dies mid-restore (a
     standalone server keeps the half-made stream), the stream keeps that mark, and the next run of this module
     replaces it from the backup whatever O(if_exists) says, with a warning."
+  - "Data the server rejects is sent once more, to a stream made anew: a server killed while it rewrote a
+    stream's meta file keeps that stream's messages on disk without showing the stream, and fails the next
+    restore of that name on them (removing them as it does). The retry is named in RV(restored[].retried_after)
+    and a warning; a second rejection fails the task."
   - "Two restores of the same stream at once are refused: a run claims its streams for as long as its
     connection lives (a subscription on C(_INBOX.natsops.restore.<domain>.<stream>) in the account), and a
     second run is refused, naming the owner, host and process id, even when the first run's process is stopped.
@@ -210,6 +214,13 @@ restored:
         these copy it when their server returns, and until then the stream runs on a quorum.
       type: list
       elements: str
+    retried_after:
+      description: >-
+        Present when the server rejected the first attempt's data and a second attempt, to a stream made anew,
+        succeeded: the server's description of the first failure. A server killed while it rewrote a stream's
+        meta file keeps that stream's messages on disk without showing the stream (its log says "checksums do
+        not match"); the next restore of that name fails on them, and the server removes them with it.
+      type: str
   sample:
     - stream: ORDERS
       action: restored
@@ -438,6 +449,13 @@ def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
         "they copy the data when their server returns"
         for entry in outcome.restored
         if entry.get("replicas_absent")
+    ]
+    result["warnings"] += [
+        f"{entry['stream']}: the server rejected the first attempt's data ({entry['retried_after']}); the second "
+        "attempt, to a stream made anew, succeeded. If the server crashed earlier, it may have held old data of "
+        "that name on disk without showing the stream: its log says 'checksums do not match'"
+        for entry in outcome.restored
+        if entry.get("retried_after")
     ]
     if outcome.lost:
         raise NatsOpsError(

@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from support import servers
 from support.hostile import app, fill, hidden_leftovers, js, make_many, wait_until
 from support.modules import ModuleFailed, run_module
 from support.playbooks import PlaybookRun
@@ -151,3 +152,47 @@ def test_the_module_process_killed_mid_restore(nats_standalone, fresh_standalone
     again = run_module("stream_restore", args)
     assert again["restored"][0]["action"] == ("redone" if leftover is not None else "restored")
     assert js(fresh_standalone).snapshot_of(name) == before
+
+
+def test_a_stream_the_server_hides_after_a_crash_is_restored(fresh_standalone, tmp_path, nats_server_version):
+    """A server killed while it rewrites a stream's meta file (as the update that ends a restore does) keeps
+    the stream's messages but not the stream: at start-up the meta file's checksum does not match, and it is
+    skipped. A 2.15 restore of that name then meets the old messages and fails; the module tries once more."""
+    client = js(fresh_standalone)
+    client.create_stream("HIDDEN")
+    client.publish("HIDDEN.x", 5)
+    backup = tmp_path / "hidden"
+    run_module("stream_backup", app(fresh_standalone, stream="HIDDEN", path=str(backup)))
+    fresh_standalone.kill()
+    stream_dir = fresh_standalone.store_dir / "jetstream" / "APP" / "streams" / "HIDDEN"
+    (stream_dir / "meta.sum").write_text("0" * 16)  # what the kill between meta.inf and meta.sum leaves
+    fresh_standalone.start()
+    assert js(fresh_standalone).stream_info("HIDDEN") is None
+    assert "checksums do not match" in fresh_standalone.log_problems()
+
+    done = run_module("stream_restore", app(fresh_standalone, path=str(backup)))
+    entry = done["restored"][0]
+    if nats_server_version >= (2, 15):
+        assert entry["retried_after"] and any("the first attempt" in warning for warning in done["warnings"])
+    assert js(fresh_standalone).stream_info("HIDDEN")["state"]["messages"] == 5
+
+
+def test_data_the_server_rejects_twice_fails_the_restore(fresh_standalone, tmp_path, nats_server_version):
+    """The second attempt is the last: data a target cannot hold (here messages above its max_payload, which
+    a 2.15 server checks per message) fails the task, and the stream it created is gone."""
+    if nats_server_version < (2, 15):
+        pytest.skip("servers before 2.15 do not check a restored message against max_payload")
+    client = js(fresh_standalone)
+    client.create_stream("TOOBIG")
+    client.publish("TOOBIG.x", 3, size=200_000)
+    backup = tmp_path / "toobig"
+    run_module("stream_backup", app(fresh_standalone, stream="TOOBIG", path=str(backup)))
+    small = servers.NatsNode("small", tmp_path, max_payload=100_000).start()
+    try:
+        with pytest.raises(ModuleFailed) as failed:
+            run_module("stream_restore", app(small, path=str(backup)))
+        assert "exceeds maximum payload size" in failed.value.result["msg"]
+        assert js(small).stream_info("TOOBIG") is None
+        assert small.log_problems().count("Restore failed") == 2
+    finally:
+        small.kill()
