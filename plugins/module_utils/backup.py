@@ -20,6 +20,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import Jet
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RESTORE_MARKER, is_unfinished_restore
 from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams, selects_all
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
+    MEMORY_SNAPSHOTS,
     SnapshotOptions,
     SnapshotResult,
     snapshot_stream,
@@ -49,13 +50,13 @@ class BackupPlan:
         ]
 
 
-def _unsuitable(info: dict[str, Any]) -> tuple[str, str] | None:
+def _unsuitable(info: dict[str, Any], release: tuple[int, int, int]) -> tuple[str, str] | None:
     """(short reason, explanation) when a stream must not be backed up, else None."""
     name = info["config"]["name"]
-    if info["config"].get("storage") == "memory":
+    if info["config"].get("storage") == "memory" and release < MEMORY_SNAPSHOTS:
         return "memory storage", (
-            f"stream {name} uses memory storage, which JetStream snapshots do not support portably: "
-            "recreate it from its configuration instead"
+            f"stream {name} uses memory storage, which nats-server before 2.15 cannot snapshot (this one runs "
+            f"{'.'.join(map(str, release))}): upgrade the server to back it up, or recreate it from its configuration"
         )
     if is_unfinished_restore(info):
         return "unfinished restore", (
@@ -65,14 +66,17 @@ def _unsuitable(info: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, patterns: list[str] | None) -> BackupPlan:
+async def plan_backup(
+    api: JetStreamApi, path: Path, stream: str | None, patterns: list[str] | None, release: tuple[int, int, int]
+) -> BackupPlan:
+    """The streams to back up; ``release`` is the server's (which streams it can snapshot)."""
     if stream:
         info = await api.stream_info(stream)
         if info is None:
             raise NatsOpsError(
                 f"stream {stream} not found in this account: check the name, the credentials' account and the domain"
             )
-        unsuitable = _unsuitable(info)
+        unsuitable = _unsuitable(info, release)
         if unsuitable:
             raise NatsOpsError(unsuitable[1])
         return BackupPlan(path=path, single=True, streams=[info])
@@ -82,7 +86,7 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
     chosen = choose_streams(list(by_name), patterns, "this account")
     plan = BackupPlan(path=path, single=False, streams=[])
     for name in chosen:
-        unsuitable = _unsuitable(by_name[name])
+        unsuitable = _unsuitable(by_name[name], release)
         if unsuitable:
             plan.skipped.append({"stream": name, "reason": unsuitable[0]})
             plan.warnings.append(unsuitable[1] + "; skipped")
@@ -90,7 +94,7 @@ async def plan_backup(api: JetStreamApi, path: Path, stream: str | None, pattern
             plan.streams.append(by_name[name])
     if not plan.streams:
         raise NatsOpsError(
-            "no stream to back up: the account has no file-storage stream matching "
+            "no stream to back up: the account has no stream this server can snapshot matching "
             + ("all" if selects_all(patterns) else ", ".join(pattern for pattern in patterns or [] if pattern))
         )
     return plan

@@ -107,6 +107,7 @@ class _DataRejected(Exception):
 @dataclass
 class RestoreOptions:
     replicas: int | None = None
+    storage: str | None = None  # file or memory instead of the backup's
     cluster: str | None = None
     tags: list[str] | None = None
     if_exists: str = "fail"
@@ -182,6 +183,8 @@ def restore_config(item: StreamBackup, options: RestoreOptions, owner: dict[str,
     config = copy.deepcopy(item.backup["config"])
     if options.replicas is not None:
         config["num_replicas"] = options.replicas
+    if options.storage is not None:
+        config["storage"] = options.storage
     if options.cluster is not None or options.tags is not None:
         placement = dict(config.get("placement") or {})
         if options.cluster is not None:

@@ -23,9 +23,9 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     servers_up,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import MEMORY_SNAPSHOTS
 
 MIB = 1024 * 1024
-MEMORY_SNAPSHOTS = (2, 15, 0)  # the first release that snapshots memory-storage streams
 SERVERS_UP_SETTLE = 2.0  # seconds a count of servers too small for the replicas asked is read again
 
 

@@ -46,6 +46,9 @@ PENDING_MSGS_LIMIT = 1024 * 1024
 MIB = 1024 * 1024
 # How often a wait for chunks looks at the connection: a lost one fails the backup this soon.
 CONNECTION_CHECK_INTERVAL = 0.5
+# The first release that snapshots memory-storage streams (its memory store writes a V2 archive; older
+# ones answer a snapshot request for them with an error).
+MEMORY_SNAPSHOTS = (2, 15, 0)
 
 
 @dataclass

@@ -25,9 +25,9 @@ description:
     connection) nothing is left at O(path).
   - If O(path) already holds a finished backup, nothing is done (C(changed=false)) unless O(force=true).
     If it holds anything else, the module fails and leaves it alone.
-  - Streams with memory storage cannot be backed up this way, nor streams that an interrupted
-    M(natsops.jetstream.stream_restore) left half-made (their data is partial). Naming one in O(stream) fails;
-    with O(streams) they are skipped with a warning.
+  - Memory-storage streams are backed up from nats-server 2.15 on (older servers cannot snapshot them). Streams
+    that an interrupted M(natsops.jetstream.stream_restore) left half-made are never backed up (their data is
+    partial). Naming such a stream in O(stream) fails; with O(streams) it is skipped with a warning.
 options:
   stream:
     description:
@@ -231,6 +231,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     nats_connection,
     resolve_options,
     run_procedure,
+    server_release,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import (
@@ -282,7 +283,7 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     )
     async with nats_connection(options) as connection:
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
-        plan = await plan_backup(api, path, params["stream"], params["streams"])
+        plan = await plan_backup(api, path, params["stream"], params["streams"], server_release(connection.client))
         result: dict[str, Any] = {
             "changed": True,
             "path": str(path),

@@ -82,6 +82,15 @@ options:
       - Number of replicas of the restored streams, instead of the backup's, from 1 to 5.
       - Use V(1) to restore into a server that is not clustered.
     type: int
+  storage:
+    description:
+      - Storage of the restored streams, instead of the backup's. V(file) keeps the messages of a memory-storage
+        stream across server restarts; V(memory) holds them in the server's memory (and counts against the
+        account's C(max_memory)).
+      - A memory-storage stream can be backed up from nats-server 2.15 on; its backup, like every backup such a
+        server writes, is a V2 archive that only nats-server 2.15+ restores.
+    type: str
+    choices: [file, memory]
   cluster:
     description:
       - Place the restored streams in this cluster (placement C(cluster)), instead of the backup's placement.
@@ -329,6 +338,7 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     verify_backups(backups)  # every backup, before any server is touched
     restore_options = RestoreOptions(
         replicas=params["replicas"],
+        storage=params["storage"],
         cluster=params["cluster"],
         tags=params["tags"],
         if_exists=params["if_exists"],
@@ -480,6 +490,7 @@ def main() -> None:
             streams={"type": "list", "elements": "str"},
             if_exists={"type": "str", "choices": list(IF_EXISTS_CHOICES), "default": "fail"},
             replicas={"type": "int"},
+            storage={"type": "str", "choices": ["file", "memory"]},
             cluster={"type": "str"},
             tags={"type": "list", "elements": "str"},
             chunk_size={"type": "int", "default": DEFAULT_RESTORE_CHUNK},

@@ -101,14 +101,11 @@ def test_account_backup_layout_and_restore_r3_into_standalone(nats_cluster, fres
     for index, name in enumerate(names):
         source.create_stream(name, num_replicas=3)
         source.publish(f"{name}.x", 50 * (index + 1), size=64)
-    source.create_stream(f"{prefix}_MEM", storage="memory", num_replicas=1)
     before = {name: source.snapshot_of(name) for name in names}
     path = tmp_path / "account"
 
     result = run_module("stream_backup", app(nats_cluster, streams=[f"{prefix}_*"], path=str(path)))
     assert sorted(b["stream"] for b in result["backups"]) == names
-    assert result["skipped_streams"] == [{"stream": f"{prefix}_MEM", "reason": "memory storage"}]
-    assert any("memory storage" in warning for warning in result["warnings"])
     # nats account restore refuses any top-level entry that is not a stream directory.
     assert sorted(p.name for p in path.iterdir()) == names
     for name in names:
@@ -265,14 +262,6 @@ def test_damaged_backup_is_refused_before_the_server_is_touched(damage, nats_sta
     with pytest.raises(ModuleFailed, match=pattern):
         run_module("stream_restore", app(nats_standalone, path=str(path)))
     assert not client.exists(name)
-
-
-def test_memory_stream_is_refused_by_name(nats_standalone, tmp_path, unique_name):
-    name = unique_name("MEM")
-    js(nats_standalone).create_stream(name, storage="memory")
-    with pytest.raises(ModuleFailed, match=f"stream {name} uses memory storage"):
-        run_module("stream_backup", app(nats_standalone, stream=name, path=str(tmp_path / name)))
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_unfinished_restore_is_not_backed_up(nats_standalone, tmp_path, unique_name):

@@ -1,0 +1,98 @@
+"""Every kind of stream an account holds, backed up and restored whole: memory-storage streams (2.15+)."""
+
+from __future__ import annotations
+
+import pytest
+from support.config_modules import require_release
+from support.hostile import app, js
+from support.modules import ModuleFailed, run_module
+from support.servers import NatsNode, older_server
+
+
+def test_a_memory_stream_round_trips_with_its_consumers(
+    nats_standalone, fresh_standalone, tmp_path, unique_name, nats_server_version
+):
+    require_release(nats_server_version, (2, 15))
+    name = unique_name("MEMRT")
+    source = js(nats_standalone)
+    source.create_stream(name, storage="memory")
+    source.publish(f"{name}.x", 500, size=300)
+    source.create_durable(name, "READER", ack_policy="explicit")
+    source.consume_and_ack(name, "READER", fetch=100, ack=60)
+    before = source.snapshot_of(name)
+    path = tmp_path / name
+
+    backup = run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
+    assert backup["backups"][0]["messages"] == 500 and backup["skipped_streams"] == []
+    restored = run_module("stream_restore", app(fresh_standalone, path=str(path)))
+
+    assert restored["restored"][0]["backup_check"]["archive_format"] == "v2"
+    target = js(fresh_standalone)
+    assert target.stream_info(name)["config"]["storage"] == "memory"
+    after = target.snapshot_of(name)
+    assert {key: after[key] for key in ("digest", "messages", "first_seq", "last_seq")} == {
+        key: before[key] for key in ("digest", "messages", "first_seq", "last_seq")
+    }
+    # A V2 archive keeps each consumer's ack floor; what was delivered but not acked is delivered again.
+    assert after["consumers"]["READER"][1] == before["consumers"]["READER"][1]
+
+
+def test_a_memory_stream_restored_to_file_storage_survives_a_restart(
+    nats_standalone, fresh_standalone, tmp_path, unique_name, nats_server_version
+):
+    require_release(nats_server_version, (2, 15))
+    name = unique_name("MEMTOFILE")
+    source = js(nats_standalone)
+    source.create_stream(name, storage="memory")
+    source.publish(f"{name}.x", 200)
+    before = source.snapshot_of(name)
+    path = tmp_path / name
+    run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
+
+    restored = run_module("stream_restore", app(fresh_standalone, path=str(path), storage="file"))
+    assert restored["restored"][0]["verification"]["match"]
+    fresh_standalone.restart()
+    target = js(fresh_standalone)
+    assert target.stream_info(name)["config"]["storage"] == "file"
+    assert target.snapshot_of(name) == before
+
+
+def test_a_file_stream_restored_to_memory_storage(nats_standalone, fresh_standalone, tmp_path, unique_name):
+    name = unique_name("FILETOMEM")
+    source = js(nats_standalone)
+    source.create_stream(name)
+    source.publish(f"{name}.x", 200)
+    before = source.snapshot_of(name)
+    path = tmp_path / name
+    run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
+
+    run_module("stream_restore", app(fresh_standalone, path=str(path), storage="memory"))
+    target = js(fresh_standalone)
+    assert target.stream_info(name)["config"]["storage"] == "memory"
+    assert target.snapshot_of(name) == before
+
+
+@pytest.fixture
+def server_2_14(tmp_path):
+    node = NatsNode("old", tmp_path / "old", binary=older_server("2.14.6")).start()
+    yield node
+    node.kill()
+
+
+def test_a_memory_stream_is_refused_by_name_where_the_server_cannot_snapshot_it(server_2_14, tmp_path):
+    client = js(server_2_14)
+    client.create_stream("MEMOLD", storage="memory")
+    client.create_stream("FILEOLD")
+    with pytest.raises(ModuleFailed) as refused:
+        run_module("stream_backup", app(server_2_14, stream="MEMOLD", path=str(tmp_path / "one")))
+    assert (
+        "stream MEMOLD uses memory storage, which nats-server before 2.15 cannot snapshot"
+        in refused.value.result["msg"]
+    )
+    assert "upgrade the server" in refused.value.result["msg"]
+    assert not (tmp_path / "one").exists()
+
+    many = run_module("stream_backup", app(server_2_14, streams=["all"], path=str(tmp_path / "all")))
+    assert [backup["stream"] for backup in many["backups"]] == ["FILEOLD"]
+    assert many["skipped_streams"] == [{"stream": "MEMOLD", "reason": "memory storage"}]
+    assert any("MEMOLD uses memory storage" in warning for warning in many["warnings"])
