@@ -67,6 +67,7 @@ STREAM_ASSIGNMENT_ERROR = 10048  # generic; e.g. "restore for stream ... is stal
 CONSUMER_NOT_FOUND = 10014
 STREAM_NAME_IN_USE = (10058, 10130)
 RESTORE_DATA_REJECTED = 10062  # the server could not apply a restore's data
+NO_MESSAGE_FOUND = 10037
 
 
 class JetStreamApiError(NatsOpsError):
@@ -193,11 +194,15 @@ class JetStreamApi:
         return (await self.consumer_list(stream))[0]
 
     async def consumer_positions(self, stream: str) -> dict[str, dict[str, int]]:
-        """Where each consumer of the stream stands, by name."""
-        return {info["name"]: consumer_position(info) for info in await self.consumers(stream)}
+        """Where each durable consumer of the stream stands, by name.
+
+        Ephemeral ones (watchers, ordered consumers) are left out: a restore does not keep them (servers
+        before 2.15 drop them; 2.15 lets them expire), so they are nothing a restore can be checked against.
+        """
+        return {info["name"]: consumer_position(info) for info in await self.consumers(stream) if is_durable(info)}
 
     async def led_consumer_positions(self, stream: str, deadline: float) -> dict[str, dict[str, int]]:
-        """Where each consumer stands, asking each one's leader and waiting (until ``deadline``) for it.
+        """Where each durable consumer stands, asking each one's leader and waiting (until ``deadline``) for it.
 
         Right after a stream is created or restored in a cluster its consumers elect leaders; CONSUMER.LIST
         waits about 4 s for a consumer without one before naming it missing. Asking CONSUMER.INFO with a
@@ -215,12 +220,17 @@ class JetStreamApi:
                         break
                     await asyncio.sleep(0.1)
                     continue
-                positions[name] = consumer_position(info)
+                if is_durable(info):
+                    positions[name] = consumer_position(info)
                 break
         return positions
 
     async def delete_stream(self, stream: str) -> None:
         await self.request(f"STREAM.DELETE.{stream}")
+
+
+def is_durable(info: dict[str, Any]) -> bool:
+    return bool((info.get("config") or {}).get("durable_name"))
 
 
 def consumer_position(info: dict[str, Any]) -> dict[str, int]:

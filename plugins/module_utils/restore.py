@@ -31,6 +31,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     stream_dirs_of_account_backup,
     verify_stream_backup,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.buckets import bucket_of, verify_bucket
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
@@ -44,6 +45,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     describe_client_error,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams
+from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
+    SourcePosition,
+    cap_at_origins,
+    source_positions,
+)
 
 try:
     from nats.errors import NoRespondersError
@@ -116,6 +122,7 @@ class RestoreOptions:
     finish_timeout: float | None = None  # None: finish_timeout_for() the stream's size
     in_flight: int = RESTORE_IN_FLIGHT
     request_timeout: float | None = None  # of the restore request; None: the API timeout, at least 30 s
+    verify_buckets: bool = True  # read restored buckets through the KV and object store APIs
 
 
 @dataclass
@@ -319,7 +326,7 @@ async def _restore_attempt(
         try:
             reply = await api.request(
                 f"STREAM.RESTORE.{item.name}",
-                {"config": config, "state": item.backup["state"]},
+                {"config": without_sources(config), "state": item.backup["state"]},
                 timeout=options.request_timeout or max(api.timeout, 30.0),
             )
         except JetStreamApiError as exc:
@@ -349,7 +356,9 @@ async def _restore_attempt(
             )
         replicas = int(config.get("num_replicas") or 1)
         absent = await _wait_for_replicas(api, item.name, replicas, finish_timeout_for(item, options))
-        await api.request(f"STREAM.UPDATE.{item.name}", without_marker(final.get("config") or config))
+        bucket = await _verified_bucket(api, item, config, options)
+        sources = await _resumed_sources(api, item.name, config, actual["last_seq"])
+        await api.request(f"STREAM.UPDATE.{item.name}", finished_config(final.get("config") or config, config, sources))
     except NatsOpsError as exc:
         if connection.lost:
             raise ConnectionLost(item.name, created) from None
@@ -368,6 +377,7 @@ async def _restore_attempt(
     size = item.data_path.stat().st_size
     return {
         "stream": item.name,
+        "label": _bucket_label(config) or f"stream {item.name}",
         "path": str(item.directory),
         "action": {RestoreAction.REDO: "redone"}.get(action, "restored"),
         "bytes": size,
@@ -378,7 +388,51 @@ async def _restore_attempt(
         "verification": {"expected": expected_state(item), "actual": actual, "match": True},
         "backup_check": item.verification,
         "replicas_absent": absent,
+        "bucket": bucket,
+        "sources": [entry.as_dict() for entry in sources],
     }
+
+
+def without_sources(config: dict[str, Any]) -> dict[str, Any]:
+    """The config a stream is restored with: its sources are put back once their positions are read."""
+    return {key: value for key, value in config.items() if key != "sources"}
+
+
+def finished_config(created: dict[str, Any], wanted: dict[str, Any], sources: list[SourcePosition]) -> dict[str, Any]:
+    """The config a verified stream ends with: without the restore's marker, with its sources resuming."""
+    config = without_marker(created)
+    if wanted.get("sources"):
+        config["sources"] = [entry.resumed() for entry in sources]
+        config["subjects"] = list(wanted.get("subjects") or [])  # not the default one a stream without sources gets
+    return config
+
+
+async def _resumed_sources(
+    api: JetStreamApi, stream: str, config: dict[str, Any], last_seq: int
+) -> list[SourcePosition]:
+    """Where each source of a restored stream resumes: one past the last message it holds from it."""
+    sources = list(config.get("sources") or [])
+    if not sources:
+        return []
+    positions = await source_positions(api, stream, sources, last_seq)
+    await cap_at_origins(api, positions)
+    return positions
+
+
+def _bucket_label(config: dict[str, Any]) -> str | None:
+    bucket = bucket_of(config)
+    return bucket.label if bucket else None
+
+
+async def _verified_bucket(
+    api: JetStreamApi, item: StreamBackup, config: dict[str, Any], options: RestoreOptions
+) -> dict[str, Any] | None:
+    """A restored key-value or object store bucket, read through its API and compared with its backup's view."""
+    bucket = bucket_of(config)
+    if bucket is None or not options.verify_buckets:
+        return bucket.as_dict() if bucket else None
+    expected = ((item.manifest or {}).get("bucket") or {}).get("view")
+    return await verify_bucket(api, bucket, expected)
 
 
 async def _observed_state(

@@ -79,7 +79,8 @@ class Planned:
     archive: ArchiveFormat
     replicas: int
     placement_cluster: str | None
-    storage: str  # file or memory
+    storage: str  # file or memory, as restored
+    backup_storage: str  # file or memory, as backed up
     bytes: int
     existing: dict[str, Any] | None  # the stream a replace or redo deletes
 
@@ -91,7 +92,10 @@ def problems(target: Target, streams: list[Planned]) -> dict[str, str]:
         if stream.action == "skip":
             continue
         problem = (
-            _release_problem(target, stream) or _replicas_problem(target, stream) or _safety_problem(target, stream)
+            _release_problem(target, stream)
+            or _storage_problem(stream)
+            or _replicas_problem(target, stream)
+            or _safety_problem(target, stream)
         )
         if problem:
             found[stream.name] = problem
@@ -107,6 +111,17 @@ def _release_problem(target: Target, stream: Planned) -> str | None:
         f"its backup is a {stream.archive.value.upper()} archive, which only nats-server "
         f"{'.'.join(map(str, needed[:2]))} or later can restore, and the target runs {target.release_text()}: "
         "restore it into a newer server"
+    )
+
+
+def _storage_problem(stream: Planned) -> str | None:
+    """A V1 archive holds the file store's own blocks: a server restores them only as file storage."""
+    if stream.storage == stream.backup_storage or stream.archive is not ArchiveFormat.V1:
+        return None
+    return (
+        f"its backup is a V1 archive (the {stream.backup_storage} store's own files, written by nats-server before "
+        f"2.15), which a server restores only with the storage it was taken from: restore it as "
+        f"{stream.backup_storage} (leave out storage), or back it up again from nats-server 2.15 or later"
     )
 
 

@@ -46,6 +46,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.safety import (
     discard_safety_backup,
     take_safety_backup,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.sources import dependencies
 
 
 @dataclass
@@ -122,17 +123,27 @@ class RestoreRun:
         parallel: int,
     ) -> RunOutcome:
         limit = asyncio.Semaphore(parallel)
+        chosen = [item for item in backups if actions[item.name] is not RestoreAction.SKIP]
+        # Origins first: a mirror or source restored before its origin waits out the server's retry backoff
+        # (about 20 s), and a source's position is checked against its origin as restored.
+        origins = dependencies({item.name: item.backup["config"] for item in chosen})
+        finished = {item.name: asyncio.Event() for item in chosen}
 
         async def one(item: StreamBackup) -> None:
-            async with limit:
-                if self.lost:
-                    self.outcome.lost = True
-                    self.outcome.not_started.append(item.name)
-                    return
-                await self._restore_one(item, actions[item.name], existing.get(item.name))
+            try:
+                for origin in origins[item.name]:
+                    await finished[origin].wait()
+                async with limit:
+                    if self.lost:
+                        self.outcome.lost = True
+                        self.outcome.not_started.append(item.name)
+                        return
+                    await self._restore_one(item, actions[item.name], existing.get(item.name))
+            finally:
+                finished[item.name].set()
 
         try:
-            await asyncio.gather(*(one(item) for item in backups if actions[item.name] is not RestoreAction.SKIP))
+            await asyncio.gather(*(one(item) for item in chosen))
             await self._clean_up_in_flight()
         finally:
             if self._fresh is not None:

@@ -25,9 +25,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
     BackgroundWriter,
+    archive_format,
     sha256_bytes,
     write_json,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.buckets import bucket_of, recorded_view
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, server_info
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
@@ -72,6 +74,8 @@ class SnapshotResult:
     last_seq: int
     consumers: list[str]
     consumers_included: bool
+    archive_format: str  # v1 (tar) or v2 (NATSARC1, nats-server 2.15+)
+    bucket: dict[str, str] | None  # kind and name, for a key-value or object store bucket
     chunks: int
     duration: float
     throughput_mib_s: float
@@ -194,6 +198,12 @@ async def snapshot_stream(
     backup = {"config": reply.get("config") or {}, "state": reply.get("state") or {}}
     with disk_errors(f"backup of {stream} failed"):
         backup_bytes = write_json(directory / BACKUP_JSON, backup)
+        archive = archive_format(directory / DATA_FILE).value
+    bucket = bucket_of(backup["config"])
+    bucket_record = await recorded_view(api, bucket, backup["state"]) if bucket else None
+    if bucket_record and bucket_record["view"] is None:
+        why = bucket_record["why"]
+        warnings.append(f"{stream}: {bucket.label} is backed up, but its view was not recorded ({why})")
     duration = time.monotonic() - started
     state = backup["state"]
     result = SnapshotResult(
@@ -206,6 +216,8 @@ async def snapshot_stream(
         last_seq=int(state.get("last_seq") or 0),
         consumers=sorted(positions),
         consumers_included=options.consumers,
+        archive_format=archive,
+        bucket=bucket.as_dict() if bucket else None,
         chunks=chunks,
         duration=round(duration, 3),
         throughput_mib_s=round(writer.size / MIB / duration, 2) if duration > 0 else 0.0,
@@ -225,6 +237,8 @@ async def snapshot_stream(
         "bytes": int(state.get("bytes") or 0),
         "consumers_included": options.consumers,
         "consumers": positions,
+        "archive_format": archive,
+        "bucket": bucket_record,
         "check": options.check,
         "chunk_size": options.chunk_size,
         "window_size": request.get("window_size"),

@@ -169,6 +169,19 @@ backups:
     consumers_included:
       description: Whether consumers were included (O(consumers)).
       type: bool
+    archive_format:
+      description: >-
+        V(v1) (a tar, nats-server before 2.15) or V(v2) (C(NATSARC1), nats-server 2.15+, which only 2.15+ restores).
+        Also recorded in C(manifest.json).
+      type: str
+    bucket:
+      description: >-
+        For a key-value (C(KV_*)) or object store (C(OBJ_*)) bucket, its C(kind) (V(kv) or V(object)) and C(name),
+        else null. The manifest records the bucket's view, read right after the snapshot (every key's revisions
+        with operation, TTL and a digest of the value; every object's name, size, chunks and digest), which
+        M(natsops.jetstream.stream_restore) compares after restoring. If the bucket changed while it was read, no
+        view is recorded, with a warning.
+      type: dict
     chunks:
       description: Chunks received.
       type: int

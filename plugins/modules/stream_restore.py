@@ -35,6 +35,13 @@ description:
     owner and start time), removed once the stream has been verified. If the server dies mid-restore (a
     standalone server keeps the half-made stream), the stream keeps that mark, and the next run of this module
     replaces it from the backup whatever O(if_exists) says, with a warning."
+  - "Origins are restored before the streams that mirror or source them, whatever the order of the backup.
+    A stream that sources others is restored without its sources; then the last origin sequence it holds from
+    each is read from its messages (their C(Nats-Stream-Source) header), and its sources are put back with
+    C(opt_start_seq) one past it. From nats-server 2.15, a source whose origin was restored (which gives the
+    origin a new creation time, the identity a source checks) otherwise copies the whole origin again; with
+    C(opt_start_seq) it resumes exactly. The C(opt_start_seq) must stay in the stream's configuration until
+    the source has copied a message from the restored origin: removed earlier, a restart replays it."
   - "Data the server rejects is sent once more, to a stream made anew: a server killed while it rewrote a
     stream's meta file keeps that stream's messages on disk without showing the stream, and fails the next
     restore of that name on them (removing them as it does). The retry is named in RV(restored[].retried_after)
@@ -89,8 +96,20 @@ options:
         account's C(max_memory)).
       - A memory-storage stream can be backed up from nats-server 2.15 on; its backup, like every backup such a
         server writes, is a V2 archive that only nats-server 2.15+ restores.
+      - Only a V2 archive can change storage. A V1 archive (nats-server before 2.15) holds the file store's own
+        files, which a server restores only as file storage, so a storage change for one is refused before
+        anything is restored.
     type: str
     choices: [file, memory]
+  verify_buckets:
+    description:
+      - Read every restored key-value and object store bucket as its API does, and compare it with the view its
+        backup recorded (every key's revisions with their operation, TTL and value; every object's name, size,
+        chunks and digest); read every object's chunks and check them against its SHA-256 digest. A mismatch
+        fails the stream's restore like any other (the restored stream is removed).
+      - This reads the whole bucket once (one ephemeral consumer, deleted afterwards). V(false) skips it.
+    type: bool
+    default: true
   cluster:
     description:
       - Place the restored streams in this cluster (placement C(cluster)), instead of the backup's placement.
@@ -184,6 +203,11 @@ restored:
     stream:
       description: Stream name.
       type: str
+    label:
+      description: >-
+        What the stream holds, for reports: V(stream ORDERS), V(key-value bucket settings) (stream C(KV_settings)),
+        V(object store bucket invoices) (stream C(OBJ_invoices)).
+      type: str
     action:
       description: V(restored), V(replaced), or V(redone) (an unfinished earlier restore was replaced).
       type: str
@@ -223,6 +247,22 @@ restored:
         these copy it when their server returns, and until then the stream runs on a quorum.
       type: list
       elements: str
+    bucket:
+      description: >-
+        For a key-value (C(KV_*)) or object store (C(OBJ_*)) bucket: its C(kind) (V(kv) or V(object)) and C(name);
+        with O(verify_buckets), the C(view) read after the restore and whether it was C(compared_with_backup)
+        (a backup by this collection records the view; a C(nats) CLI backup, or a bucket that changed while it was
+        backed up, has none, and then only the objects' digests are checked).
+      type: dict
+    sources:
+      description: >-
+        For a stream that sources others: each source's C(name), C(index_name) (as nats-server names it), the
+        C(position) found in the restored messages (the last origin sequence the stream holds a copy of; null if
+        none was found) and the C(opt_start_seq) it was put back with, one past that position. C(capped_from)
+        is set when the origin, as restored, ends before that position (the two were backed up at different
+        moments); it then resumes at the origin's end.
+      type: list
+      elements: dict
     retried_after:
       description: >-
         Present when the server rejected the first attempt's data and a second attempt, to a stream made anew,
@@ -329,6 +369,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore_run impo
     describe_loss,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.safety import default_safety_root
+from ansible_collections.natsops.jetstream.plugins.module_utils.sources import source_warnings
 
 
 async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
@@ -344,6 +385,7 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         if_exists=params["if_exists"],
         chunk_size=params["chunk_size"],
         chunk_timeout=options["timeout"],
+        verify_buckets=params["verify_buckets"],
     )
     safety = SafetyOptions(Path(params["safety_backup_dir"] or default_safety_root()), params["keep_safety_backup"])
     async with nats_connection(options) as connection:
@@ -405,6 +447,7 @@ def checked(
                 replicas=int(config.get("num_replicas") or 1),
                 placement_cluster=(config.get("placement") or {}).get("cluster"),
                 storage=str(config.get("storage") or "file"),
+                backup_storage=str(item.backup["config"].get("storage") or "file"),
                 bytes=int(item.backup["state"].get("bytes") or 0),
                 existing=existing.get(item.name),
             )
@@ -461,6 +504,11 @@ def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
         if entry.get("replicas_absent")
     ]
     result["warnings"] += [
+        warning
+        for entry in outcome.restored
+        for warning in source_warnings(entry["stream"], entry.get("sources") or [])
+    ]
+    result["warnings"] += [
         f"{entry['stream']}: the server rejected the first attempt's data ({entry['retried_after']}); the second "
         "attempt, to a stream made anew, succeeded. If the server crashed earlier, it may have held old data of "
         "that name on disk without showing the stream: its log says 'checksums do not match'"
@@ -491,6 +539,7 @@ def main() -> None:
             if_exists={"type": "str", "choices": list(IF_EXISTS_CHOICES), "default": "fail"},
             replicas={"type": "int"},
             storage={"type": "str", "choices": ["file", "memory"]},
+            verify_buckets={"type": "bool", "default": True},
             cluster={"type": "str"},
             tags={"type": "list", "elements": "str"},
             chunk_size={"type": "int", "default": DEFAULT_RESTORE_CHUNK},

@@ -57,7 +57,9 @@ def test_a_memory_stream_restored_to_file_storage_survives_a_restart(
     assert target.snapshot_of(name) == before
 
 
-def test_a_file_stream_restored_to_memory_storage(nats_standalone, fresh_standalone, tmp_path, unique_name):
+def test_a_file_stream_restored_to_memory_storage(
+    nats_standalone, fresh_standalone, tmp_path, unique_name, nats_server_version
+):
     name = unique_name("FILETOMEM")
     source = js(nats_standalone)
     source.create_stream(name)
@@ -66,6 +68,13 @@ def test_a_file_stream_restored_to_memory_storage(nats_standalone, fresh_standal
     path = tmp_path / name
     run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
 
+    if nats_server_version < (2, 15):
+        # A V1 archive is the file store's own blocks: a memory stream restored from it would be empty.
+        with pytest.raises(ModuleFailed) as refused:
+            run_module("stream_restore", app(fresh_standalone, path=str(path), storage="memory"))
+        assert f"{name}: its backup is a V1 archive (the file store's own files" in refused.value.result["msg"]
+        assert js(fresh_standalone).stream_info(name) is None
+        return
     run_module("stream_restore", app(fresh_standalone, path=str(path), storage="memory"))
     target = js(fresh_standalone)
     assert target.stream_info(name)["config"]["storage"] == "memory"
