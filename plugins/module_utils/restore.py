@@ -44,6 +44,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     consumer_progress,
     describe_client_error,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import PauseUntil, set_pause
 from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams
 from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
     SourcePosition,
@@ -81,6 +82,8 @@ CLEANUP_WINDOW = 30.0
 RESTORE_MARKER = ("natsops.jetstream.restore", "incomplete")
 OWNER_KEYS = {"owner": "natsops.jetstream.restore.owner", "since": "natsops.jetstream.restore.since"}
 IF_EXISTS_CHOICES = ("fail", "skip", "replace")
+# Before this release a restored stream whose config sets first_seq lost every message (2.10 purges them).
+FIRST_SEQ_RESTORED = (2, 11, 0)
 MIB = 1024 * 1024
 
 
@@ -123,6 +126,8 @@ class RestoreOptions:
     in_flight: int = RESTORE_IN_FLIGHT
     request_timeout: float | None = None  # of the restore request; None: the API timeout, at least 30 s
     verify_buckets: bool = True  # read restored buckets through the KV and object store APIs
+    pause_until: PauseUntil | None = None  # leave the restored consumers paused until then
+    first_seq_after: bool = False  # set first_seq only once the data is in (nats-server 2.10 purges it otherwise)
 
 
 @dataclass
@@ -326,7 +331,7 @@ async def _restore_attempt(
         try:
             reply = await api.request(
                 f"STREAM.RESTORE.{item.name}",
-                {"config": without_sources(config), "state": item.backup["state"]},
+                {"config": creation_config(config, options), "state": item.backup["state"]},
                 timeout=options.request_timeout or max(api.timeout, 30.0),
             )
         except JetStreamApiError as exc:
@@ -345,7 +350,9 @@ async def _restore_attempt(
         final = await _send_data(connection, api, item, reply["deliver_subject"], options)
         sending = False
         expected = expected_state(item)
-        actual = await _observed_state(api, item.name, final, expected)
+        actual, positions = await _observed_state(api, item.name, final, expected)
+        # Paused as soon as the consumers have leaders (a pause needs one): from here on, nothing is delivered.
+        paused = await _paused_consumers(api, item.name, positions, options.pause_until)
         mismatches = compare(expected, actual)
         if mismatches:
             raise NatsOpsError(
@@ -390,17 +397,54 @@ async def _restore_attempt(
         "replicas_absent": absent,
         "bucket": bucket,
         "sources": [entry.as_dict() for entry in sources],
+        "redeliveries": redeliveries(item, positions),
+        "paused_consumers": paused,
     }
 
 
-def without_sources(config: dict[str, Any]) -> dict[str, Any]:
-    """The config a stream is restored with: its sources are put back once their positions are read."""
-    return {key: value for key, value in config.items() if key != "sources"}
+def redeliveries(item: StreamBackup, positions: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """Per consumer, the messages it had delivered without an ack at backup time, which it delivers again.
+
+    Either ``at once``: the restore kept the ack floor but not what was delivered past it (a clustered
+    restore), so delivery starts over from the floor; or ``after ack_wait``: the restored consumer still
+    waits for those acks, and the applications that held the messages are gone with the old servers.
+    """
+    recorded = (item.manifest or {}).get("consumers") or {}
+    found: dict[str, dict[str, Any]] = {}
+    for name, now in positions.items():
+        then = recorded.get(name) or {}
+        unacked = int(then.get("num_ack_pending") or 0)
+        if now["delivered_stream_seq"] < int(then.get("delivered_stream_seq") or 0):
+            span, when = (now["delivered_stream_seq"] + 1, then["delivered_stream_seq"]), "at once"
+        elif now["num_ack_pending"]:
+            span, when = (now["ack_floor_stream_seq"] + 1, now["delivered_stream_seq"]), "after ack_wait"
+        else:
+            continue
+        found[name] = {"from_seq": span[0], "to_seq": span[1], "unacked_at_backup": unacked, "when": when}
+    return found
+
+
+async def _paused_consumers(
+    api: JetStreamApi, stream: str, positions: dict[str, dict[str, int]], until: PauseUntil | None
+) -> dict[str, str]:
+    """Pause the restored stream's durable consumers, before its restore is done: until, by name."""
+    if until is None:
+        return {}
+    return {name: (await set_pause(api, stream, name, until))["pause_until"] for name in sorted(positions)}
+
+
+def creation_config(config: dict[str, Any], options: RestoreOptions) -> dict[str, Any]:
+    """The config a stream is restored with, without what finished_config puts back: its sources, once their
+    positions are read; and, on nats-server 2.10, its first_seq, with which 2.10 purges every restored message."""
+    put_back_later = {"sources"} | ({"first_seq"} if options.first_seq_after else set())
+    return {key: value for key, value in config.items() if key not in put_back_later}
 
 
 def finished_config(created: dict[str, Any], wanted: dict[str, Any], sources: list[SourcePosition]) -> dict[str, Any]:
     """The config a verified stream ends with: without the restore's marker, with its sources resuming."""
     config = without_marker(created)
+    if wanted.get("first_seq"):
+        config["first_seq"] = wanted["first_seq"]
     if wanted.get("sources"):
         config["sources"] = [entry.resumed() for entry in sources]
         config["subjects"] = list(wanted.get("subjects") or [])  # not the default one a stream without sources gets
@@ -437,8 +481,8 @@ async def _verified_bucket(
 
 async def _observed_state(
     api: JetStreamApi, stream: str, final: dict[str, Any], expected: dict[str, Any]
-) -> dict[str, Any]:
-    """The restored stream's state as the final reply gives it, and its consumers.
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """The restored stream's state as the final reply gives it, and its consumers (with their positions).
 
     In a cluster the consumers' Raft groups form after the stream's, so their absence is retried for up
     to the request timeout before it counts as a mismatch.
@@ -456,7 +500,7 @@ async def _observed_state(
         if "consumer_progress" in expected:
             observed["consumer_progress"] = consumer_progress(positions)
         if not compare(expected, observed) or time.monotonic() >= deadline:
-            return observed
+            return observed, positions
         await asyncio.sleep(0.2)
 
 

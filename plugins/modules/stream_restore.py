@@ -110,6 +110,15 @@ options:
       - This reads the whole bucket once (one ephemeral consumer, deleted afterwards). V(false) skips it.
     type: bool
     default: true
+  pause_consumers:
+    description:
+      - Leave the durable consumers of the restored streams paused until this time (RFC 3339, V(2026-12-24T18:00:00Z))
+        or for this long (a duration, V(2h)), so that applications get no message, redeliveries included, before
+        you have checked what came back. Each is paused as soon as it has a leader after its stream's restore.
+      - Resume them with M(natsops.jetstream.consumer_pause) (O(natsops.jetstream.consumer_pause#module:state=resumed))
+        or the C(natsops.jetstream.resume_consumers) playbook; a pause also ends by itself at its time.
+      - Needs nats-server 2.11 or later; refused before anything is restored on an older target.
+    type: str
   cluster:
     description:
       - Place the restored streams in this cluster (placement C(cluster)), instead of the backup's placement.
@@ -263,6 +272,17 @@ restored:
         moments); it then resumes at the origin's end.
       type: list
       elements: dict
+    redeliveries:
+      description: >-
+        Per consumer that had messages delivered but not acknowledged at backup time (C(unacked_at_backup)), the
+        sequences it delivers again (C(from_seq) to C(to_seq)) and C(when) - V(at once) where the restore kept
+        the consumer's ack floor but not what it had delivered past it (a clustered restore), V(after ack_wait)
+        where the restored consumer still waits for those acks, which the applications that held the messages,
+        gone with the old servers, will not send.
+      type: dict
+    paused_consumers:
+      description: With O(pause_consumers), each durable consumer paused and the time its pause ends.
+      type: dict
     retried_after:
       description: >-
         Present when the server rejected the first attempt's data and a second attempt, to a stream made anew,
@@ -341,8 +361,10 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks imp
     check_selection,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import PAUSE_RELEASE, parse_until
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     DEFAULT_RESTORE_CHUNK,
+    FIRST_SEQ_RESTORED,
     IF_EXISTS_CHOICES,
     MAX_RESTORE_CHUNK,
     MIN_RESTORE_CHUNK,
@@ -357,6 +379,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore_checks import (
     Planned,
+    Target,
     problems,
     read_target,
     settle_servers_up,
@@ -386,6 +409,7 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         chunk_size=params["chunk_size"],
         chunk_timeout=options["timeout"],
         verify_buckets=params["verify_buckets"],
+        pause_until=parse_until(params["pause_consumers"], "pause_consumers") if params["pause_consumers"] else None,
     )
     safety = SafetyOptions(Path(params["safety_backup_dir"] or default_safety_root()), params["keep_safety_backup"])
     async with nats_connection(options) as connection:
@@ -402,6 +426,8 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         await settle_servers_up(
             connection.client, target, max((stream.replicas for stream in planned_streams), default=1)
         )
+        refuse_pause_where_unsupported(target, restore_options)
+        restore_options.first_seq_after = (0, 0, 0) < target.release < FIRST_SEQ_RESTORED
         refuse_what_cannot_be_restored(problems(target, planned_streams))
         result = planned(backups, actions, existing, safety)
         result["warnings"] += claim_warnings
@@ -455,6 +481,15 @@ def checked(
     return found
 
 
+def refuse_pause_where_unsupported(target: Target, options: RestoreOptions) -> None:
+    if options.pause_until and target.release != (0, 0, 0) and target.release < PAUSE_RELEASE:
+        raise NatsOpsError(
+            f"pause_consumers needs nats-server 2.11 or later, and the target runs {target.release_text()}; nothing "
+            "was restored. Leave out pause_consumers (and stop the applications until you are ready), or restore "
+            "into a newer server"
+        )
+
+
 def refuse_what_cannot_be_restored(found: dict[str, str]) -> None:
     if found:
         raise NatsOpsError(
@@ -497,24 +532,8 @@ def planned(
 
 def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
     result["restored"] = outcome.restored
-    result["warnings"] += [
-        f"{entry['stream']}: replica(s) on {', '.join(entry['replicas_absent'])} were down when the restore ended; "
-        "they copy the data when their server returns"
-        for entry in outcome.restored
-        if entry.get("replicas_absent")
-    ]
-    result["warnings"] += [
-        warning
-        for entry in outcome.restored
-        for warning in source_warnings(entry["stream"], entry.get("sources") or [])
-    ]
-    result["warnings"] += [
-        f"{entry['stream']}: the server rejected the first attempt's data ({entry['retried_after']}); the second "
-        "attempt, to a stream made anew, succeeded. If the server crashed earlier, it may have held old data of "
-        "that name on disk without showing the stream: its log says 'checksums do not match'"
-        for entry in outcome.restored
-        if entry.get("retried_after")
-    ]
+    for entry in outcome.restored:
+        result["warnings"] += stream_warnings(entry)
     if outcome.lost:
         raise NatsOpsError(
             describe_loss(outcome),
@@ -531,6 +550,33 @@ def reported(result: dict[str, Any], outcome: RunOutcome) -> dict[str, Any]:
     return result
 
 
+def stream_warnings(entry: dict[str, Any]) -> list[str]:
+    """What an operator should know about one restored stream."""
+    stream = entry["stream"]
+    warnings = []
+    if entry.get("replicas_absent"):
+        warnings.append(
+            f"{stream}: replica(s) on {', '.join(entry['replicas_absent'])} were down when the restore ended; they "
+            "copy the data when their server returns"
+        )
+    warnings += source_warnings(stream, entry.get("sources") or [])
+    paused = entry.get("paused_consumers") or {}
+    for consumer, again in sorted((entry.get("redeliveries") or {}).items()):
+        held = f"it is paused until {paused[consumer]}" if consumer in paused else "pause_consumers would hold it back"
+        warnings.append(
+            f"{stream}: consumer {consumer} delivers again, {again['when']}, what it had delivered between sequences "
+            f"{again['from_seq']} and {again['to_seq']} ({again['unacked_at_backup']} messages unacked at backup "
+            f"time); {held}"
+        )
+    if entry.get("retried_after"):
+        warnings.append(
+            f"{stream}: the server rejected the first attempt's data ({entry['retried_after']}); the second attempt, "
+            "to a stream made anew, succeeded. If the server crashed earlier, it may have held old data of that name "
+            "on disk without showing the stream: its log says 'checksums do not match'"
+        )
+    return warnings
+
+
 def main() -> None:
     module = NatsModule(
         argument_spec=nats_argument_spec(
@@ -540,6 +586,7 @@ def main() -> None:
             replicas={"type": "int"},
             storage={"type": "str", "choices": ["file", "memory"]},
             verify_buckets={"type": "bool", "default": True},
+            pause_consumers={"type": "str"},
             cluster={"type": "str"},
             tags={"type": "list", "elements": "str"},
             chunk_size={"type": "int", "default": DEFAULT_RESTORE_CHUNK},

@@ -7,24 +7,9 @@ and copies it again from its start: a stream sourcing a 500-message origin ended
 
 from __future__ import annotations
 
-import time
-
 from support.hostile import app, js
 from support.modules import run_module
-
-COUNTS = {"ORIGIN": 500, "ORIGIN2": 100}
-
-
-def wait_for_counts(client, expected: dict[str, int], settle: float = 3.0, timeout: float = 60.0) -> dict[str, int]:
-    """Until every stream holds its expected count, then ``settle`` seconds more: a replay shows as more."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = {name: client.stream_info(name)["state"]["messages"] for name in expected}
-        if counts == expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    time.sleep(settle)
-    return {name: client.stream_info(name)["state"]["messages"] for name in expected}
+from support.streams import wait_for_counts
 
 
 def test_sources_and_mirrors_resume_exactly_after_an_account_restore(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
 from support.config_modules import require_release
 from support.hostile import app, js
 from support.modules import ModuleFailed, run_module
@@ -105,3 +106,62 @@ def test_a_memory_stream_is_refused_by_name_where_the_server_cannot_snapshot_it(
     assert [backup["stream"] for backup in many["backups"]] == ["FILEOLD"]
     assert many["skipped_streams"] == [{"stream": "MEMOLD", "reason": "memory storage"}]
     assert any("MEMOLD uses memory storage" in warning for warning in many["warnings"])
+
+
+def consumer_half_way(client, name: str) -> None:
+    """A stream of 500 messages whose consumer READER has had 100 delivered and acked the first 60."""
+    client.create_stream(name)
+    client.publish(f"{name}.x", 500)
+    client.create_durable(name, "READER", ack_policy="explicit", ack_wait=3_600_000_000_000)
+    client.consume_and_ack(name, "READER", fetch=100, ack=60)
+
+
+def test_what_each_consumer_delivers_again_is_reported_and_it_can_come_back_paused(
+    nats_standalone, fresh_standalone, tmp_path, unique_name, nats_server_version
+):
+    require_release(nats_server_version, (2, 11))
+    name = unique_name("PAUSED")
+    consumer_half_way(js(nats_standalone), name)
+    path = tmp_path / name
+    run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
+
+    restored = run_module("stream_restore", app(fresh_standalone, path=str(path), pause_consumers="1h"))
+    entry = restored["restored"][0]
+    target = js(fresh_standalone)
+    info = target.request(f"CONSUMER.INFO.{name}.READER")
+    assert info["paused"] and entry["paused_consumers"] == {"READER": info["config"]["pause_until"]}
+    # A standalone restore keeps the consumer waiting for the 40 acks, which no application will send now.
+    again = {"from_seq": 61, "to_seq": 100, "unacked_at_backup": 40, "when": "after ack_wait"}
+    assert entry["redeliveries"] == {"READER": again}
+    assert any(
+        f"{name}: consumer READER delivers again, after ack_wait, what it had delivered between sequences 61 and 100 "
+        "(40 messages unacked at backup time); it is paused until" in warning
+        for warning in restored["warnings"]
+    )
+    # Paused, it delivers nothing; resumed, it goes on where it was.
+    assert target._run(fetch_one, name, "READER") == []
+    target.request(f"CONSUMER.PAUSE.{name}.READER", {})
+    assert [message.metadata.sequence.stream for message in target._run(fetch_one, name, "READER")] == [101]
+
+
+async def fetch_one(nc, stream: str, durable: str) -> list:
+    subscription = await nc.jetstream(timeout=5).pull_subscribe_bind(durable, stream)
+    try:
+        return await subscription.fetch(1, timeout=1)
+    except NatsTimeoutError:
+        return []
+
+
+def test_pausing_restored_consumers_is_refused_where_the_server_cannot(tmp_path, nats_standalone, unique_name):
+    name = unique_name("NOPAUSE")
+    consumer_half_way(js(nats_standalone), name)
+    path = tmp_path / name
+    run_module("stream_backup", app(nats_standalone, stream=name, path=str(path)))
+    old = NatsNode("old210", tmp_path / "old210", binary=older_server("2.10.26")).start()
+    try:
+        with pytest.raises(ModuleFailed) as refused:
+            run_module("stream_restore", app(old, path=str(path), pause_consumers="1h"))
+        assert "pause_consumers needs nats-server 2.11 or later, and the target runs" in refused.value.result["msg"]
+        assert js(old).stream_info(name) is None
+    finally:
+        old.kill()

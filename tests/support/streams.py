@@ -274,3 +274,17 @@ def wait_for_data(nodes: list[Any], threshold: int = 1 << 20, timeout: float = 3
                 return node
         time.sleep(0.01)
     raise AssertionError(f"no server received {threshold} bytes within {timeout}s")
+
+
+def wait_for_counts(
+    client: SyncJs, expected: dict[str, int], settle: float = 3.0, timeout: float = 60.0
+) -> dict[str, int]:
+    """Until every stream holds its expected count, then ``settle`` seconds more: a replay shows as more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = {name: client.stream_info(name)["state"]["messages"] for name in expected}
+        if counts == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    time.sleep(settle)
+    return {name: client.stream_info(name)["state"]["messages"] for name in expected}
