@@ -14,7 +14,7 @@ import pytest
 from support.config_modules import require_release
 from support.hostile import app, js
 from support.modules import run_module
-from support.servers import APP_PASSWORD, APP_USER
+from support.servers import APP_PASSWORD, APP_USER, NatsCluster
 from support.streams import connect
 
 S = 1_000_000_000  # nanoseconds
@@ -114,3 +114,28 @@ def test_a_setting_survives_backup_and_restore(
         for key in consumer_settings:
             assert after_consumer.get(key) == before_consumer.get(key), key
     assert target.snapshot_of(name) == before
+
+
+def test_placement_tags_survive_backup_and_restore(tmp_path):
+    """Placement needs servers with tags: a cluster whose servers carry them, the stream restored into it."""
+    cluster = NatsCluster(tmp_path / "tagged", size=3)
+    for index, node in enumerate(cluster.nodes):
+        node.extra_config = f'server_tags: ["az:{index}", "{"ssd" if index else "hdd"}"]'
+    cluster.start()
+    try:
+        client = js(cluster)
+        client.create_stream("PLACED", num_replicas=2, placement={"tags": ["ssd"]})
+        client.publish("PLACED.x", 50)
+        before = client.snapshot_of("PLACED")
+        path = tmp_path / "placed"
+        run_module("stream_backup", app(cluster, stream="PLACED", path=str(path)))
+        client.delete_stream("PLACED")
+
+        run_module("stream_restore", app(cluster, path=str(path)))
+        info = client.stream_info("PLACED")
+        assert info["config"]["placement"]["tags"] == ["ssd"]
+        holders = {info["cluster"]["leader"], *(replica["name"] for replica in info["cluster"].get("replicas") or [])}
+        assert cluster.nodes[0].name not in holders  # the only server without the tag holds no replica
+        assert client.snapshot_of("PLACED") == before
+    finally:
+        cluster.stop_all()
