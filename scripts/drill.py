@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.streams import SyncJs  # noqa: E402
+from support.buckets import fill_kv, fill_objects  # noqa: E402
+from support.streams import SyncJs, wait_for_counts  # noqa: E402
 
 INVENTORY = REPO / "inventories" / "local" / "hosts.yml"
 HOSTS = {"drill1": "127.0.0.81", "drill2": "127.0.0.82", "drill3": "127.0.0.83", "scratch1": "127.0.0.84"}
@@ -40,7 +43,8 @@ def playbook(name: str, extra_vars: dict) -> None:
 
 
 def load_demo_data(client: SyncJs) -> None:
-    """Streams an operator would recognise: orders with consumers part-way through, and events."""
+    """Streams an operator would recognise: orders with consumers part-way through, events, a stream that
+    sources the paid orders, a key-value bucket of settings and an object store of invoices."""
     client.create_stream("ORDERS", subjects=["orders.>"], num_replicas=3)
     client.publish("orders.new", 2000, size=400, with_headers_every=2)
     client.publish("orders.paid", 1000, size=300)
@@ -49,6 +53,13 @@ def load_demo_data(client: SyncJs) -> None:
     client.consume_and_ack("ORDERS", "audit", fetch=1500, ack=1500)
     client.create_stream("EVENTS", subjects=["events.>"], num_replicas=3, max_msgs_per_subject=500)
     client.publish("events.login", 3000, size=120)
+    client.create_stream(
+        "PAID", subjects=[], num_replicas=3, sources=[{"name": "ORDERS", "filter_subject": "orders.paid"}]
+    )
+    wait_for_counts(client, {"PAID": 1000}, settle=0)
+    sources = SimpleNamespace(urls=client.urls)
+    fill_kv(sources, "settings", replicas=3)
+    fill_objects(sources, "invoices", random.Random(7).randbytes(600_000), replicas=3)
 
 
 def main(keep: bool) -> int:

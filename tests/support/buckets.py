@@ -24,8 +24,8 @@ def _run(server: Any, operation: Any, *args: Any) -> Any:
     return asyncio.run(session())
 
 
-async def _fill_kv(js: Any, bucket: str, keys: int) -> None:
-    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, history=5))
+async def _fill_kv(js: Any, bucket: str, keys: int, replicas: int) -> None:
+    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, history=5, replicas=replicas))
     for index in range(keys):
         for revision in range(3):
             await kv.put(f"key.{index}", f"{bucket} {index} v{revision}".encode())
@@ -34,9 +34,9 @@ async def _fill_kv(js: Any, bucket: str, keys: int) -> None:
     await kv.put("key.2", b"after the purge")
 
 
-def fill_kv(server: Any, bucket: str, keys: int = 20) -> None:
+def fill_kv(server: Any, bucket: str, keys: int = 20, replicas: int = 1) -> None:
     """A bucket with history (3 revisions a key, 5 kept), a deleted key and a purged then rewritten key."""
-    _run(server, _fill_kv, bucket, keys)
+    _run(server, _fill_kv, bucket, keys, replicas)
 
 
 async def _kv_contents(js: Any, bucket: str) -> list[tuple[str, int, str, bytes]]:
@@ -59,17 +59,17 @@ def kv_contents(server: Any, bucket: str) -> list[tuple[str, int, str, bytes]]:
     return _run(server, _kv_contents, bucket)
 
 
-async def _fill_objects(js: Any, bucket: str, big: bytes) -> None:
-    store = await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket))
+async def _fill_objects(js: Any, bucket: str, big: bytes, replicas: int) -> None:
+    store = await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, replicas=replicas))
     await store.put("big.bin", big, meta=ObjectMeta(name="big.bin", description="several chunks"))
     await store.put("small.txt", b"a small object")
     await store.put("gone.txt", b"deleted after")
     await store.delete("gone.txt")
 
 
-def fill_objects(server: Any, bucket: str, big: bytes) -> None:
+def fill_objects(server: Any, bucket: str, big: bytes, replicas: int = 1) -> None:
     """An object store with a multi-chunk object, a small one and a deleted one."""
-    _run(server, _fill_objects, bucket, big)
+    _run(server, _fill_objects, bucket, big, replicas)
 
 
 async def _object_contents(js: Any, bucket: str) -> dict[str, tuple[int, str, str, str | None]]:
