@@ -37,18 +37,24 @@ class PauseUntil:
 
 
 def parse_until(value: Any, what: str, now_ns: int | None = None) -> PauseUntil:
-    """A pause's end from an RFC 3339 time or a duration from now (``2h``, ``30m``, ``1d``)."""
+    """A pause's end from an RFC 3339 time or a duration from now (``2h``, ``30m``, ``1d``), in the future.
+
+    The server takes a pause that ends in the past and reports the consumer not paused: refused here.
+    """
     now = time.time_ns() if now_ns is None else now_ns
     try:
-        return PauseUntil(parse_time(value, what), relative=False)
+        until = PauseUntil(parse_time(value, what), relative=False)
     except NatsOpsError:
-        pass
-    try:
-        return PauseUntil(now + parse_duration(value, what), relative=True)
-    except NatsOpsError:
-        raise NatsOpsError(
-            f"{what}: {value!r} is neither an RFC 3339 time (2026-12-24T18:00:00Z) nor a duration (2h, 30m, 1d)"
-        ) from None
+        try:
+            until = PauseUntil(now + parse_duration(value, what), relative=True)
+        except NatsOpsError:
+            raise NatsOpsError(
+                f"{what}: {value!r} is neither an RFC 3339 time (2026-12-24T18:00:00Z) nor a duration (2h, 30m, 1d)"
+            ) from None
+    if until.epoch_ns <= now:
+        problem = "is no time at all" if until.relative else f"is in the past ({until.text})"
+        raise NatsOpsError(f"{what}: {value} {problem}, and would pause nothing: give a later time or a duration (2h)")
+    return until
 
 
 def pause_state(info: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ MODULES = [
     "cluster_info",
     "leader_stepdown",
     "raft_peer_remove",
+    "consumer_pause",
 ]
 # Failure messages expected (so a failing run fails for the reason it was written for).
 REFUSED = "refused the credentials"
@@ -119,6 +120,7 @@ def module_args(module: str, stream: str, connection: dict[str, Any], path: Path
         "cluster_info": {**connection},
         "leader_stepdown": {**connection, "stream": stream, **WAIT},
         "raft_peer_remove": {**connection, "stream": stream, "peer": NO_SUCH_PEER, **WAIT},
+        "consumer_pause": {**connection, "streams": [stream], "state": "resumed"},
     }[module]
 
 
@@ -131,6 +133,7 @@ def missing_stream_args(module: str, connection: dict[str, Any], path: Path, bac
         "jetstream_config": {**connection, "state": "exported", "path": str(path / "export"), "streams": [MISSING]},
         "leader_stepdown": {**connection, "stream": MISSING, **WAIT},
         "raft_peer_remove": {**connection, "stream": MISSING, "peer": NO_SUCH_PEER, **WAIT},
+        "consumer_pause": {**connection, "streams": [MISSING], "state": "resumed"},
     }[module]
 
 
