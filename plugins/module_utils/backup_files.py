@@ -53,8 +53,11 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json(path: Path, data: Any) -> bytes:
-    """Write indented JSON durably; return the bytes written (for checksums)."""
-    encoded = (json.dumps(data, indent=2) + "\n").encode()
+    """Write JSON durably; return the bytes written (for checksums).
+
+    One line: indented, json uses its pure-Python encoder, which cost 0.45 ms a stream in an account backup.
+    """
+    encoded = (json.dumps(data) + "\n").encode()
     try:
         with open(path, "wb") as handle:
             handle.write(encoded)
@@ -161,6 +164,9 @@ class BackgroundWriter:
     costs the receiving thread a turn at the GIL. The queue bounds memory; when the disk falls behind,
     ``write`` waits, and with it the acks that pace the server.
     A failed write is raised by the next ``write`` or by ``close``.
+
+    The threads start with the first full batch: a stream smaller than one batch (most streams of an
+    account) is written by ``close`` in one go, without the 1.2 ms that starting and joining them cost.
     """
 
     def __init__(
@@ -171,29 +177,39 @@ class BackgroundWriter:
         sync_every: int = 16 * 1024 * 1024,
     ) -> None:
         self._writer = HashingWriter(path)
-        self._sync = PeriodicSync(self._writer.fileno(), sync_every)
+        self._fd = self._writer.fileno()
+        self._sync_every = sync_every
+        self._sync: PeriodicSync | None = None
         self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=max(2, queue_bytes // batch_bytes))
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._batch_bytes = batch_bytes
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name=f"write {path.name}", daemon=True)
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._sync = PeriodicSync(self._fd, self._sync_every)
+        self._thread = threading.Thread(target=self._drain, name=f"write {self._writer.path.name}", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
+        assert self._sync is not None
         while (batch := self._queue.get()) is not None:
-            for data in batch:
-                if self._error is not None:
-                    break
-                try:
-                    self._writer.write(data)
-                except BaseException as exc:  # handed to the caller by write() or close()
-                    self._error = exc
+            self._write(batch)
             self._sync.written(self._writer.size)
+
+    def _write(self, batch: list[bytes]) -> None:
+        for data in batch:
+            if self._error is not None:
+                break
+            try:
+                self._writer.write(data)
+            except BaseException as exc:  # handed to the caller by write() or close()
+                self._error = exc
 
     def _failed(self) -> BaseException | None:
         """The first failure of the writing or the syncing thread, a disk error as a NatsOpsError naming the file."""
-        error = self._error or self._sync.error
+        error = self._error or (self._sync.error if self._sync else None)
         return self._disk_error(error) if isinstance(error, OSError) else error
 
     def _disk_error(self, error: OSError) -> DiskError:
@@ -209,6 +225,8 @@ class BackgroundWriter:
 
     def _hand_over(self) -> None:
         if self._batch:
+            if self._thread is None:
+                self._start()
             self._queue.put(self._batch)
             self._batch = []
             self._batch_size = 0
@@ -223,12 +241,16 @@ class BackgroundWriter:
 
     def close(self, sync: bool = True) -> None:
         """Write what is queued, then close (with fsync when ``sync``). Safe to call again."""
-        if self._thread.is_alive():
+        if self._thread is None:
+            self._write(self._batch)  # never a full batch: written here, no thread needed
+            self._batch, self._batch_size = [], 0
+        elif self._thread.is_alive():
             self._hand_over()
             self._queue.put(None)
             self._thread.join()
-        with contextlib.suppress(OSError):  # a failed sync stays in self._sync.error, which _failed() reads
-            self._sync.stop()
+        if self._sync is not None:
+            with contextlib.suppress(OSError):  # a failed sync stays in self._sync.error, which _failed() reads
+                self._sync.stop()
         if (error := self._failed()) is not None:
             with contextlib.suppress(OSError):  # flushing what is left fails the same way: the first failure tells
                 self._writer.close(sync=False)

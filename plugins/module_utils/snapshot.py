@@ -26,6 +26,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     MANIFEST_VERSION,
     BackgroundWriter,
     archive_format,
+    fsync_dir,
     sha256_bytes,
     write_json,
 )
@@ -251,6 +252,7 @@ async def snapshot_stream(
     }
     with disk_errors(f"backup of {stream} failed"):
         write_json(directory / MANIFEST, manifest)
+        fsync_dir(directory)  # the three names in it, durable before the backup is committed
     return result
 
 

@@ -36,8 +36,8 @@ def test_sources_and_mirrors_resume_exactly_after_an_account_restore(
     path = tmp_path / "account"
     run_module("stream_backup", app(nats_standalone, streams=[f"{p}_*"], path=str(path)))
 
-    # In parallel, and the mirror comes first in name order: the origins must be restored first all the same.
-    restored = run_module("stream_restore", app(fresh_standalone, path=str(path), parallel=4))
+    # The mirror comes first in name order: the origins must be restored first all the same.
+    restored = run_module("stream_restore", app(fresh_standalone, path=str(path)))
     by_name = {entry["stream"]: entry for entry in restored["restored"]}
     assert by_name[f"{p}_SRC"]["sources"][0]["position"] == 500
     assert by_name[f"{p}_SRC"]["sources"][0]["opt_start_seq"] == 501

@@ -165,3 +165,21 @@ def test_pausing_restored_consumers_is_refused_where_the_server_cannot(tmp_path,
         assert js(old).stream_info(name) is None
     finally:
         old.kill()
+
+
+def test_a_standalone_server_restores_one_stream_at_a_time(nats_standalone, fresh_standalone, tmp_path, unique_name):
+    """nats-server crashes restoring several streams at once into a standalone server (an unlocked read of the
+    account's storage reservation): whatever parallel says, it gets one at a time, and is told so."""
+    prefix = unique_name("ONEBYONE")
+    source = js(nats_standalone)
+    for index in range(3):
+        source.create_stream(f"{prefix}_{index}")
+        source.publish(f"{prefix}_{index}.x", 5)
+    path = tmp_path / "account"
+    run_module("stream_backup", app(nats_standalone, streams=[f"{prefix}_*"], path=str(path)))
+
+    restored = run_module("stream_restore", app(fresh_standalone, path=str(path), parallel=4))
+    assert len(restored["restored"]) == 3
+    assert any("restoring one stream at a time (parallel: 4 asked)" in warning for warning in restored["warnings"])
+    again = run_module("stream_restore", app(fresh_standalone, path=str(path), if_exists="skip"))
+    assert again["warnings"] == []  # nothing asked, nothing to say

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -231,3 +232,19 @@ def test_a_staged_directory_removes_only_what_dead_writers_on_this_host_left(tmp
         staged.commit()
     left = sorted(entry.name for entry in tmp_path.iterdir())
     assert left == sorted(["backup", alive.name, elsewhere.name, unrelated.name])
+
+
+def test_a_stream_smaller_than_a_batch_is_written_without_threads(tmp_path):
+    """Most streams of an account are small: starting and joining two threads for each cost more than the data."""
+    small = backup_files.BackgroundWriter(tmp_path / "small", batch_bytes=1024)
+    small.write(b"a" * 500)
+    small.close()
+    assert small._thread is None and (tmp_path / "small").read_bytes() == b"a" * 500
+    assert small.sha256 == hashlib.sha256(b"a" * 500).hexdigest()
+
+    big = backup_files.BackgroundWriter(tmp_path / "big", batch_bytes=1024)
+    for _ in range(5):
+        big.write(b"b" * 600)
+    big.close()
+    assert big._thread is not None and (tmp_path / "big").read_bytes() == b"b" * 3000
+    assert big.sha256 == hashlib.sha256(b"b" * 3000).hexdigest()
