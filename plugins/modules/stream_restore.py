@@ -137,7 +137,7 @@ options:
   parallel:
     description:
       - How many streams to restore at the same time, from 1 to 64; by default 4 into a cluster.
-      - Into a standalone server, streams are restored one at a time whatever this says, with a warning:
+      - Into a standalone server, streams are restored one at a time whatever this says (with a warning), because
         nats-server (2.12.8 and 2.15.1 seen, 2.14 has the same code) crashes when it restores several streams at
         once (C(concurrent map iteration and map write) in the account's storage reservation, which its restore
         reads without the lock; 6 of 6 account restores of 500 streams at 4 in parallel). A cluster takes
