@@ -352,7 +352,7 @@ async def fill(url: str, account: Account, seed: int) -> dict[str, Any]:
             await js_request(nc, f"STREAM.CREATE.{name}", {"name": name, "subjects": [f"{name}.>"], "storage": "file"})
         for name in account.small:
             planned[name] = account.small_messages[name]
-            for _ in range(planned[name]):
+            for _message in range(planned[name]):
                 await send(name, rng.randint(100, 1000))
         for name in account.medium + account.large:
             budget, count = account.big_bytes[name], 0
@@ -373,7 +373,7 @@ async def fill(url: str, account: Account, seed: int) -> dict[str, Any]:
                 break
             dropped += sum(short.values())
             for name, missing in short.items():
-                for _ in range(missing):
+                for _attempt in range(missing):
                     await send(name, rng.randint(100, 1000) if name in account.small_messages else 4096)
             await nc.flush(timeout=60)
         else:
@@ -382,7 +382,7 @@ async def fill(url: str, account: Account, seed: int) -> dict[str, Any]:
             kv = await js.create_key_value(bucket=bucket, history=5)
             keys = [f"key.{index:03d}" for index in range(50)]
             for key in keys:
-                for _ in range(rng.randint(1, 5)):
+                for _revision in range(rng.randint(1, 5)):
                     await kv.put(key, payload(rng, rng.randint(20, 400)))
             for key in keys[::7]:
                 await kv.delete(key)

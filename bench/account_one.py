@@ -82,7 +82,7 @@ async def bare_snapshot(nc: Any, stream: str) -> dict[str, float]:
 
 async def bare_backup(url: str, patterns: list[str], parallel: int, connections: int) -> dict[str, Any]:
     """Snapshot every selected stream, ``parallel`` at a time, spread over ``connections`` connections."""
-    clients = [await nats.connect(url, pending_size=64 * 1024 * 1024) for _ in range(max(1, connections))]
+    clients = [await nats.connect(url, pending_size=64 * 1024 * 1024) for _index in range(max(1, connections))]
     try:
         names = await stream_names(clients[0], patterns)
         limit = asyncio.Semaphore(max(1, parallel))

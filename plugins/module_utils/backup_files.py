@@ -189,14 +189,14 @@ class BackgroundWriter:
 
     def _start(self) -> None:
         self._sync = PeriodicSync(self._fd, self._sync_every)
-        self._thread = threading.Thread(target=self._drain, name=f"write {self._writer.path.name}", daemon=True)
+        name = f"write {self._writer.path.name}"
+        self._thread = threading.Thread(target=self._drain, args=(self._sync,), name=name, daemon=True)
         self._thread.start()
 
-    def _drain(self) -> None:
-        assert self._sync is not None
+    def _drain(self, sync: PeriodicSync) -> None:
         while (batch := self._queue.get()) is not None:
             self._write(batch)
-            self._sync.written(self._writer.size)
+            sync.written(self._writer.size)
 
     def _write(self, batch: list[bytes]) -> None:
         for data in batch:

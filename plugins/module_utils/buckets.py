@@ -183,7 +183,7 @@ async def objects_with_bad_digests(api: Any, bucket: Bucket) -> list[str]:
     bad = []
     for nuid, info in live.items():
         recorded = str(info.get("digest") or "")
-        algorithm, _, encoded = recorded.partition("=")
+        algorithm, _separator, encoded = recorded.partition("=")
         if algorithm.upper() != "SHA-256":
             bad.append(f"{info.get('name')} (digest {recorded!r} is not SHA-256)")
             continue

@@ -243,7 +243,7 @@ def test_a_stream_smaller_than_a_batch_is_written_without_threads(tmp_path):
     assert small.sha256 == hashlib.sha256(b"a" * 500).hexdigest()
 
     big = backup_files.BackgroundWriter(tmp_path / "big", batch_bytes=1024)
-    for _ in range(5):
+    for _batch in range(5):
         big.write(b"b" * 600)
     big.close()
     assert big._thread is not None and (tmp_path / "big").read_bytes() == b"b" * 3000
