@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import fnmatch
 import json
 import os
 import statistics
-import sys
 import time
 from typing import Any, Callable
 
 import nats
-from one import PENDING_BYTES, PENDING_MSGS, SNAPSHOT_CHUNK, cpu_seconds, js_reply, module_runner, status_kib
+from one import PENDING_BYTES, PENDING_MSGS, SNAPSHOT_CHUNK, js_reply, measure, module_runner
 
 
 async def stream_names(nc: Any, patterns: list[str]) -> list[str]:
@@ -158,30 +156,7 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="write cProfile stats of the operation to this file")
     args = parser.parse_args()
 
-    operation = prepare(args)
-    ready_rss = status_kib("VmRSS")
-    profiler = cProfile.Profile() if args.profile else None
-    cpu_before = cpu_seconds()
-    started = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    details = operation()
-    if profiler:
-        profiler.disable()
-    seconds = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu_before
-    if profiler:
-        profiler.dump_stats(args.profile)
-    report = {
-        "op": args.op,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "rss_ready_kib": ready_rss,
-        "peak_rss_kib": status_kib("VmHWM"),
-        "details": details if isinstance(details, dict) else {},
-    }
-    sys.stdout.write(json.dumps(report) + "\n")
-    sys.stdout.flush()
+    measure(args.op, prepare(args), args.profile)
     os._exit(0)  # skip interpreter teardown: not measured
 
 

@@ -189,18 +189,10 @@ def module_details(result: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("op")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222")
-    parser.add_argument("--stream", default="BENCH")
-    parser.add_argument("--path", default="")
-    parser.add_argument("--profile", default="", help="write cProfile stats of the operation to this file")
-    args = parser.parse_args()
-
-    operation = prepare(args)
+def measure(op: str, operation: Callable[[], Any], profile: str = "") -> None:
+    """Run the prepared ``operation`` once, timed, and print its report (JSON, one line) for the parent."""
     ready_rss = status_kib("VmRSS")
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile() if profile else None
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     if profiler:
@@ -211,9 +203,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
     if profiler:
-        profiler.dump_stats(args.profile)
+        profiler.dump_stats(profile)
     report = {
-        "op": args.op,
+        "op": op,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "rss_ready_kib": ready_rss,
@@ -222,6 +214,18 @@ def main() -> None:
     }
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("op")
+    parser.add_argument("--url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--stream", default="BENCH")
+    parser.add_argument("--path", default="")
+    parser.add_argument("--profile", default="", help="write cProfile stats of the operation to this file")
+    args = parser.parse_args()
+
+    measure(args.op, prepare(args), args.profile)
     os._exit(0)  # skip interpreter teardown: nothing left to release, and it is not measured
 
 
