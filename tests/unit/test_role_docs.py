@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -16,3 +18,13 @@ def test_every_default_is_specified_and_documented() -> None:
     readme = (ROLE / "README.md").read_text()
     assert defaults == specified
     assert [name for name in sorted(defaults) if f"| `{name}` |" not in readme] == []
+
+
+def test_the_readme_table_is_generated_from_the_specs() -> None:
+    checked = subprocess.run(
+        [sys.executable, str(ROLE.parents[1] / "scripts" / "role_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout
