@@ -23,6 +23,7 @@ from typing import Any
 
 import nats
 import pytest
+from support.jwt_issuer import Operator
 from support.modules import run_module
 from support.role_render import host_vars, run_role
 from support.servers import free_ports, next_address, server_binary
@@ -316,3 +317,79 @@ def wait_routes(vars_: dict[str, Any], count: int) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def operator_group(tmp_path: Path, operator: Operator) -> dict[str, Any]:
+    return {
+        **base_vars(tmp_path),
+        "nats_server_operator_jwt": operator.jwt + "\n",
+        "nats_server_resolver_preload": {key.public: token for key, token in operator.accounts.values()},
+    }
+
+
+def test_operator_mode_with_full_and_cache_resolvers(tmp_path: Path) -> None:
+    operator = Operator()
+    operator.account("APP")
+    hosts = prepared(tmp_path, ["op1", "op2", "op3"])
+    for vars_ in hosts.values():
+        vars_["nats_server_resolver_dir"] = str(Path(vars_["nats_server_store_dir"]) / "jwt")
+    hosts["op3"]["nats_server_resolver_type"] = "cache"  # fetches the accounts it needs from op1 and op2
+    group = {
+        **operator_group(tmp_path, operator),
+        "nats_server_user": "root",
+        "nats_server_cluster_name": "operated",
+        "nats_server_cluster_group": "nats",
+        "nats_server_cluster_user": "router",
+        "nats_server_cluster_password": ROUTE_PASSWORD,
+    }
+    rendered = run_role(tmp_path, hosts, group)
+    assert rendered.returncode == 0, rendered.stdout[-4000:]
+    # The system account came from the operator JWT; nothing was generated for a config-mode system user.
+    assert f'system_account: "{operator.system.public}"' in config_of(hosts["op1"]).read_text()
+    assert not (tmp_path / "controller" / "credentials").exists()
+    assert all(Path(vars_["nats_server_resolver_dir"]).is_dir() for vars_ in hosts.values())
+
+    (tmp_path / "sys.creds").write_text(operator.creds("SYS"))
+    (tmp_path / "app.creds").write_text(operator.creds("APP"))
+    urls = [client_url(vars_) for vars_ in hosts.values()]
+    with running(*(config_of(vars_) for vars_ in hosts.values())):
+        system = {"servers": urls, "creds": str(tmp_path / "sys.creds")}
+        facts = run_module("cluster_info", {**system, "wait_for": "healthy", "wait_timeout": 60})["cluster_info"]
+        assert facts["meta"]["size"] == 3
+        assert "Authorization Violation" in (connect_error(urls[2]) or "")
+        # A user of the preloaded account, through the cache-resolver server too.
+        app = {"servers": [urls[2]], "creds": str(tmp_path / "app.creds")}
+        assert run_module("stream", {**app, "name": "OPERATED", "subjects": ["op.>"], "replicas": 3})["changed"]
+        assert connect_error(urls[0], user_credentials=str(tmp_path / "app.creds")) is None
+
+
+def test_operator_mode_settings_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    operator = Operator()
+    app = operator.account("APP")
+    hosts = prepared(tmp_path, ["opx1"])
+    group = operator_group(tmp_path, operator)
+
+    not_operator = run_role(tmp_path, hosts, {**group, "nats_server_operator_jwt": operator.accounts["APP"][1]})
+    assert "is a JWT of type account, not an operator JWT" in not_operator.stdout
+
+    no_system = {**group, "nats_server_resolver_preload": {app.public: operator.accounts["APP"][1]}}
+    refused = run_role(tmp_path, hosts, no_system)
+    assert f"the system account {operator.system.public} is not in nats_server_resolver_preload" in refused.stdout
+
+    mislabelled = {**group, "nats_server_resolver_preload": {operator.system.public: operator.accounts["APP"][1]}}
+    refused = run_role(tmp_path, hosts, mislabelled)
+    assert (
+        f"entry {operator.system.public} is not the JWT of that account (its subject is {app.public}" in refused.stdout
+    )
+
+    with_accounts = run_role(
+        tmp_path, hosts, {**group, "nats_server_accounts": APP, "nats_server_allow_anonymous": True}
+    )
+    assert "leave nats_server_accounts empty" in with_accounts.stdout
+    assert "operator mode has no anonymous clients" in with_accounts.stdout
+
+    garbage = run_role(tmp_path, hosts, {**group, "nats_server_operator_jwt": "not-a-jwt"})
+    assert "not a JWT" in garbage.stdout + garbage.stderr
+    for result in [not_operator, refused, with_accounts, garbage]:
+        assert result.returncode != 0
+    assert not config_of(hosts["opx1"]).exists()
