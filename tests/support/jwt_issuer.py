@@ -1,7 +1,10 @@
 """Just enough of nsc to run a server in operator mode: operator, account and user JWTs, and creds files.
 
 JWTs are signed with ed25519 nkeys as nats-server verifies them (header ``ed25519-nkey``, claims
-version 2). Accounts are preloaded into a MEMORY resolver, so no account server is needed.
+version 2). By default accounts are preloaded into a MEMORY resolver, so no account server is needed;
+``server_config(resolver="full")`` (or ``"cache"``) gives the built-in ``nats`` resolver instead, with only
+the system account preloaded, as ``nsc generate config --nats-resolver`` does: other accounts are then
+pushed to the servers (``nsc push``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nkeys
@@ -35,9 +40,9 @@ class Identity:
         return nkeys.from_seed(bytearray(self.seed)).sign(data)
 
 
-def encode_jwt(issuer: Identity, subject: str, name: str, nats: dict[str, Any]) -> str:
+def encode_jwt(issuer: Identity, subject: str, name: str, nats: dict[str, Any], issued_at: int | None = None) -> str:
     claims = {
-        "iat": int(time.time()),
+        "iat": int(time.time()) if issued_at is None else issued_at,
         "iss": issuer.public,
         "name": name,
         "sub": subject,
@@ -50,8 +55,15 @@ def encode_jwt(issuer: Identity, subject: str, name: str, nats: dict[str, Any]) 
     return f"{header}.{body}.{signature}"
 
 
+def decode_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT (no signature check)."""
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
 UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": True, "conn": -1}
 JETSTREAM = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+RESOLVERS = ("MEMORY", "full", "cache")
 
 
 class Operator:
@@ -59,32 +71,76 @@ class Operator:
 
     def __init__(self) -> None:
         self.key = Identity.new(nkeys.PREFIX_BYTE_OPERATOR)
-        self.accounts: dict[str, tuple[Identity, str]] = {}
+        self.accounts: dict[str, tuple[Identity, str]] = {}  # name -> (key, its latest JWT)
+        self.limits: dict[str, dict[str, Any]] = {}  # name -> the limits of its latest JWT
         self.system = self.account("SYS", jetstream=False)
         self.jwt = encode_jwt(
             self.key, self.key.public, "OP", {"type": "operator", "system_account": self.system.public}
         )
 
-    def account(self, name: str, jetstream: bool = True) -> Identity:
+    def account(self, name: str, jetstream: bool = True, **limits: Any) -> Identity:
+        """A new account; ``limits`` override the unlimited defaults (``conn=5``, ``streams=2``...)."""
         key = Identity.new(nkeys.PREFIX_BYTE_ACCOUNT)
-        limits = {**UNLIMITED, "leaf": -1, **(JETSTREAM if jetstream else {})}
-        token = encode_jwt(self.key, key.public, name, {"type": "account", "limits": limits})
+        self.limits[name] = {**UNLIMITED, "leaf": -1, **(JETSTREAM if jetstream else {}), **limits}
+        token = encode_jwt(self.key, key.public, name, {"type": "account", "limits": self.limits[name]})
         self.accounts[name] = (key, token)
         return key
 
-    def creds(self, account: str, user: str = "user") -> str:
-        """A creds file's content for a new user of ``account``."""
+    def reissue(
+        self, name: str, issued_at: int | None = None, nats: dict[str, Any] | None = None, **limits: Any
+    ) -> str:
+        """A new version of ``name``'s JWT with ``limits`` changed (and ``nats`` claims added, such as
+        ``signing_keys``), issued a second after the last one by default (``issued_at`` earlier than that makes an
+        older one, which is not kept as the latest)."""
+        key, latest = self.accounts[name]
+        if issued_at is None:
+            issued_at = max(int(time.time()), decode_claims(latest)["iat"] + 1)
+        merged = {**self.limits[name], **limits}
+        claims = {"type": "account", "limits": merged, **(nats or {})}
+        token = encode_jwt(self.key, key.public, name, claims, issued_at=issued_at)
+        if issued_at > decode_claims(latest)["iat"]:
+            self.accounts[name] = (key, token)
+            self.limits[name] = merged
+        return token
+
+    def account_jwt(self, name: str) -> str:
+        return self.accounts[name][1]
+
+    def creds(self, account: str, user: str = "user", deny_publish: list[str] | None = None) -> str:
+        """A creds file's content for a new user of ``account`` (denied publishing to ``deny_publish``)."""
         account_key = self.accounts[account][0]
         user_key = Identity.new(nkeys.PREFIX_BYTE_USER)
-        token = encode_jwt(account_key, user_key.public, user, {"type": "user", "pub": {}, "sub": {}, **UNLIMITED})
+        publish = {"deny": deny_publish} if deny_publish else {}
+        claims = {"type": "user", "pub": publish, "sub": {}, **UNLIMITED}
+        token = encode_jwt(account_key, user_key.public, user, claims)
         return (
             f"-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n"
             f"-----BEGIN USER NKEY SEED-----\n{user_key.seed.decode()}\n------END USER NKEY SEED------\n"
         )
 
-    def server_config(self) -> str:
-        preload = ",\n".join(f"  {key.public}: {token}" for key, token in self.accounts.values())
+    def server_config(
+        self, resolver: str = "MEMORY", resolver_dir: Path | str | None = None, preload: Iterable[str] | None = None
+    ) -> str:
+        """The operator-mode part of a server's config.
+
+        ``resolver``: ``MEMORY`` (every account preloaded, the default), or ``full`` / ``cache``, the built-in
+        ``nats`` resolver keeping its JWTs in ``resolver_dir`` (one directory per server), with only the system
+        account preloaded. ``preload`` names the accounts to preload instead.
+        """
+        if resolver not in RESOLVERS:
+            raise ValueError(f"resolver {resolver!r}: one of {', '.join(RESOLVERS)}")
+        if preload is None:
+            preload = self.accounts if resolver == "MEMORY" else ["SYS"]
+        entries = ",\n".join(f"  {self.accounts[name][0].public}: {self.accounts[name][1]}" for name in preload)
+        if resolver == "MEMORY":
+            setting = "MEMORY"
+        else:
+            if resolver_dir is None:
+                raise ValueError(f"a {resolver} resolver needs resolver_dir")
+            Path(resolver_dir).mkdir(parents=True, exist_ok=True)
+            extra = 'allow_delete: false, interval: "2m"' if resolver == "full" else 'ttl: "2m"'
+            setting = f'{{ type: {resolver}, dir: "{resolver_dir}", {extra} }}'
         return (
             f"operator: {self.jwt}\nsystem_account: {self.system.public}\n"
-            f"resolver: MEMORY\nresolver_preload: {{\n{preload}\n}}\n"
+            f"resolver: {setting}\nresolver_preload: {{\n{entries}\n}}\n"
         )

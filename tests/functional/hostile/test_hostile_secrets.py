@@ -26,7 +26,7 @@ import nkeys
 import pytest
 import yaml
 from support.jwt_issuer import Identity, Operator
-from support.servers import NatsCluster, free_port
+from support.servers import NatsCluster, NatsNode, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -57,6 +57,7 @@ MODULES = [
     "leader_stepdown",
     "raft_peer_remove",
     "consumer_pause",
+    "account_jwt",
 ]
 # Failure messages expected (so a failing run fails for the reason it was written for).
 REFUSED = "refused the credentials"
@@ -64,6 +65,9 @@ CANNOT_CONNECT = "cannot connect to NATS"
 MISSING = "NOSUCHSTREAM"
 BAD_ARGUMENT = "argument 'timeout' is of type"
 NO_SUCH_PEER = "no-such-server"
+NOT_OPERATOR_MODE = "not in operator mode"
+NOT_SYSTEM_ACCOUNT = "not the system account"
+SEED_REFUSED = "holds an nkey seed"
 WAIT = {"wait_timeout": 15.0}
 
 
@@ -96,6 +100,9 @@ class Kind:
     # stream that does not exist (every one where the secret is part of the servers, and so of every message).
     dead_modules: tuple[str, ...] = ("stream_backup",)
     missing_modules: tuple[str, ...] = ("stream_backup",)
+    operator_mode: bool = False  # account_jwt succeeds only there
+    account_jwt: str = ""  # a new account of the operator-mode cluster, for account_jwt to push
+    seeded_jwt: str = ""  # a creds file's content (user JWT and seed), given to account_jwt as the JWT by mistake
 
 
 @dataclass
@@ -109,8 +116,11 @@ class Run:
         return self.result.stdout + "\n" + self.result.stderr
 
 
-def module_args(module: str, stream: str, connection: dict[str, Any], path: Path, backup: Path) -> dict[str, Any]:
-    """Arguments for ``module`` that succeed with the right credentials and a server that answers."""
+def module_args(
+    module: str, stream: str, connection: dict[str, Any], path: Path, backup: Path, account_jwt: str = ""
+) -> dict[str, Any]:
+    """Arguments for ``module`` that succeed with the right credentials and a server that answers (account_jwt:
+    the system account's, and servers in operator mode)."""
     return {
         "stream": {**connection, "name": stream, "subjects": [f"{stream}.>"], "replicas": 3},
         "consumer": {**connection, "stream": stream, "name": "WORKER"},
@@ -121,6 +131,7 @@ def module_args(module: str, stream: str, connection: dict[str, Any], path: Path
         "leader_stepdown": {**connection, "stream": stream, **WAIT},
         "raft_peer_remove": {**connection, "stream": stream, "peer": NO_SUCH_PEER, **WAIT},
         "consumer_pause": {**connection, "streams": [stream], "state": "resumed"},
+        "account_jwt": {**connection, "jwt": account_jwt},
     }[module]
 
 
@@ -143,9 +154,16 @@ def cases_for(kind: Kind, workdir: Path) -> list[Case]:
     backup = workdir / "ok" / "backup"  # made by the first stream_backup, read by every stream_restore
 
     def args(module: str, connection: dict[str, Any], where: str) -> dict[str, Any]:
-        return module_args(module, stream, connection, workdir / where, backup)
+        return module_args(module, stream, connection, workdir / where, backup, kind.account_jwt)
 
     def succeeds(module: str) -> Case:
+        if module == "account_jwt":
+            # The system account, in operator mode; elsewhere it fails for want of either, which is said.
+            connection = kind.system or app
+            if kind.operator_mode:
+                return Case("succeeds", module, args(module, connection, "ok"))
+            expect = NOT_OPERATOR_MODE if kind.system is not None else NOT_SYSTEM_ACCOUNT
+            return Case("no system account in operator mode", module, args(module, connection, "ok"), expect)
         if kind.system is not None and module in ("cluster_info", "raft_peer_remove"):
             # The meta group: the system account's view, and the stream account's own through ``accounts``.
             system = {**kind.system, "accounts": [kind.entry]}
@@ -160,6 +178,9 @@ def cases_for(kind: Kind, workdir: Path) -> list[Case]:
     cases = [succeeds(module) for module in MODULES]
     cases += [Case("wrong credentials", module, args(module, kind.wrong, "wrong"), REFUSED) for module in MODULES]
     cases.append(Case("refused accounts entry", "cluster_info", {**app, "accounts": [kind.wrong_entry]}, REFUSED))
+    # A creds file given as the account JWT: its seed and user JWT are masked, and nothing is sent.
+    seeded = {**(kind.system or app), "jwt": kind.seeded_jwt}
+    cases.append(Case("creds given as the JWT", "account_jwt", seeded, SEED_REFUSED))
     cases += [
         Case("unreachable server", module, args(module, kind.dead, "dead"), CANNOT_CONNECT)
         for module in kind.dead_modules
@@ -195,9 +216,10 @@ def creds_parts(creds: str) -> tuple[str, str]:
 class Clusters:
     plain: NatsCluster  # accounts with password users and nkey users
     token: NatsCluster  # a token, no accounts
-    operator: NatsCluster  # operator mode: creds
+    operator: NatsCluster  # operator mode (a full nats resolver): creds
     nkey_users: dict[str, Identity]
     creds: dict[str, str]
+    account_jwt: str  # an account of the operator-mode cluster that its servers do not have yet
 
 
 @pytest.fixture(scope="module")
@@ -225,16 +247,20 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     stranger = Operator()  # signs users the servers do not know
     stranger.account("APP")
     creds = {"app": operator.creds("APP"), "sys": operator.creds("SYS"), "wrong": stranger.creds("APP")}
+    operator.account("PUSHED")  # not preloaded: account_jwt pushes it
+
+    def operated(node: NatsNode) -> str:
+        return operator.server_config("full", node.dir / "jwt", preload=["SYS", "APP"])
 
     made = []
     for name, auth in (
-        ("secpw", plain_auth),
-        ("sectok", f'authorization {{ token: "{TOKEN}" }}'),
-        ("secop", operator.server_config()),
+        ("secpw", lambda node: plain_auth),
+        ("sectok", lambda node: f'authorization {{ token: "{TOKEN}" }}'),
+        ("secop", operated),
     ):
         cluster = NatsCluster(tmp_path_factory.mktemp(name), size=3, name=name)
         for node in cluster.nodes:
-            node.auth_config = auth
+            node.auth_config = auth(node)
         made.append(cluster)
     try:
         with ThreadPoolExecutor(len(made)) as pool:
@@ -242,7 +268,7 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         creds_file = tmp_path_factory.mktemp("secop-creds") / "app.creds"
         creds_file.write_text(creds["app"])
         wait_for_jetstream(made[-1].urls, creds_file)
-        yield Clusters(*made, nkey_users=identities, creds=creds)
+        yield Clusters(*made, nkey_users=identities, creds=creds, account_jwt=operator.account_jwt("PUSHED"))
     finally:
         for cluster in made:
             for node in cluster.nodes:
@@ -279,7 +305,8 @@ def make_kinds(clusters: Clusters, workdir: Path) -> list[Kind]:
     dead = {"servers": [dead_url], "connect_timeout": 2.0}
 
     def kind(name: str, **details: Any) -> Kind:
-        return Kind(name=name, stream=f"SECRETS_{name.upper()}", **details)
+        jwts = {"account_jwt": clusters.account_jwt, "seeded_jwt": clusters.creds["app"]}
+        return Kind(name=name, stream=f"SECRETS_{name.upper()}", **jwts, **details)
 
     userpass = kind(
         "userpass",
@@ -336,6 +363,7 @@ def make_kinds(clusters: Clusters, workdir: Path) -> list[Kind]:
         entry={"creds": str(files["app"])},
         wrong_entry={"creds": str(files["wrong"])},
         secrets=creds_secrets,
+        operator_mode=True,
     )
 
     url_app = with_password(plain, "urlapp", URL_APP_PASSWORD)
@@ -354,7 +382,7 @@ def make_kinds(clusters: Clusters, workdir: Path) -> list[Kind]:
             "wrong password in a URL": URL_WRONG_PASSWORD,
         },
         dead_modules=tuple(MODULES),
-        missing_modules=tuple(module for module in MODULES if module not in ("stream", "cluster_info")),
+        missing_modules=tuple(module for module in MODULES if module not in ("stream", "cluster_info", "account_jwt")),
     )
 
     config_home = workdir / "context" / "config"
