@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import yaml
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "nats_server"
@@ -28,3 +29,12 @@ def test_the_readme_table_is_generated_from_the_specs() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+def test_every_documented_default_is_a_valid_template() -> None:
+    """validate_argument_spec templates the specs: a default that is not valid Jinja fails every run of the role."""
+    options = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    environment = jinja2.Environment()
+    for option in options.values():
+        if isinstance(option.get("default"), str):
+            environment.parse(option["default"])
