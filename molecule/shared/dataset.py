@@ -47,7 +47,8 @@ def check(client: SyncJs, recorded: dict) -> dict:
 
 
 def main(command: str, servers: str, record: str) -> int:
-    client = SyncJs(servers.split(","), "app", "app-secret")
+    # NATSOPS_DATASET_CREDS: an APP user's creds file, for servers in operator mode.
+    client = SyncJs(servers.split(","), "app", "app-secret", os.environ.get("NATSOPS_DATASET_CREDS"))
     if command == "load":
         Path(record).write_text(json.dumps(load(client)))
         return 0

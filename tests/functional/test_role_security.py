@@ -10,6 +10,7 @@ cannot join the cluster. (On systemd hosts: molecule/operator.)
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -125,10 +126,14 @@ def test_defaults_refuse_anonymous_clients_and_generate_the_system_user(tmp_path
         facts = run_module("cluster_info", {**system, "wait_for": "healthy", "wait_timeout": 30})
         assert facts["cluster_info"]["system_account"] is True
 
-    # Later runs keep the password: nothing changes.
-    again = run_role(tmp_path, hosts, {**base_vars(tmp_path), "nats_server_accounts": APP})
+    # Later runs keep the password: nothing changes. Even at -vvv (the running config is read, and it holds
+    # the passwords) no secret is shown.
+    again = run_role(tmp_path, hosts, {**base_vars(tmp_path), "nats_server_accounts": APP}, verbosity=3)
     assert again.returncode == 0, again.stdout[-3000:]
     assert "changed=0" in again.stdout
+    config_as_read = base64.b64encode(config_of(vars_).read_bytes()).decode()
+    for secret in [system["password"], "app-secret", config_as_read[:200]]:
+        assert secret not in again.stdout + again.stderr
     assert json.loads((credentials / "system.json").read_text()) == system
 
 

@@ -32,9 +32,14 @@ RENDER_PLAYBOOK = """
 
 
 def run_role(
-    tmp_path: Path, hosts: dict[str, dict], group_vars: dict[str, Any], leaves: dict[str, dict] | None = None
+    tmp_path: Path,
+    hosts: dict[str, dict],
+    group_vars: dict[str, Any],
+    leaves: dict[str, dict] | None = None,
+    verbosity: int = 0,
 ) -> subprocess.CompletedProcess:
-    """The role's tasks on ``hosts`` (group nats, ``group_vars``) and on ``leaves`` (their own vars only)."""
+    """The role's tasks on ``hosts`` (group nats, ``group_vars``) and on ``leaves`` (their own vars only), at
+    ``verbosity`` (-v count: what an operator debugging a run would see)."""
     inventory = {"all": {"children": {"nats": {"hosts": hosts, "vars": group_vars}, "leaves": {"hosts": leaves or {}}}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
@@ -43,6 +48,7 @@ def run_role(
         "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_VERBOSITY": str(verbosity),
     }
     command = [PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml")]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)

@@ -201,8 +201,9 @@ def random_payload(size: int) -> bytes:
     return os.urandom(size)
 
 
-async def connect(url: str | list[str], user: str, password: str) -> Any:
-    return await nats.connect(url, user=user, password=password, connect_timeout=5, allow_reconnect=False)
+async def connect(url: str | list[str], user: str, password: str, creds: str | None = None) -> Any:
+    login = {"user_credentials": creds} if creds else {"user": user, "password": password}
+    return await nats.connect(url, connect_timeout=5, allow_reconnect=False, **login)
 
 
 class SyncJs:
@@ -211,14 +212,15 @@ class SyncJs:
     Tests stay synchronous because the modules under test run their own event loop (asyncio.run).
     """
 
-    def __init__(self, urls: list[str], user: str, password: str) -> None:
+    def __init__(self, urls: list[str], user: str = "", password: str = "", creds: str | None = None) -> None:
         self.urls = list(urls)
         self.user = user
         self.password = password
+        self.creds = creds  # a creds file (operator mode) instead of user and password
 
     def _run(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         async def session() -> Any:
-            nc = await connect(self.urls, self.user, self.password)
+            nc = await connect(self.urls, self.user, self.password, self.creds)
             try:
                 return await operation(nc, *args, **kwargs)
             finally:
