@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Backup engine: JetStream stream snapshots streamed to disk in the natscli layout.
 
-Protocol (see the collection's docs/protocol notes): subscribe to an inbox, request
+Protocol (as nats-server's jetstream_api.go serves it and natscli uses it): subscribe to an inbox, request
 ``STREAM.SNAPSHOT.<stream>``, ack every full chunk on its reply subject
 ``$JS.SNAPSHOT.ACK.<stream>.<id>.<len>.<index>``; the last, partial chunk has no reply; an empty
 message ends the snapshot (status 204 or no headers = success, anything else = failure).
