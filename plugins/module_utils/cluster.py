@@ -338,7 +338,7 @@ class ClusterView:
     checked_accounts: set[str] = field(default_factory=set)  # accounts listed through their own API
     jetstream_accounts: set[str] = field(default_factory=set)
     not_visible: list[dict[str, str]] = field(default_factory=list)
-    account_failures: list[str] = field(default_factory=list)  # accounts whose own API did not answer
+    account_failures: dict[str, str] = field(default_factory=dict)  # account -> why its own API did not answer
 
     @property
     def unchecked_accounts(self) -> list[str]:
@@ -452,7 +452,7 @@ async def _add_account_streams(
         facts, missing = await streams_from_api(api, account, online, server)
     except NatsOpsError as exc:
         # Typically a request made while the meta group had no leader: it is dropped, not queued.
-        view.account_failures.append(account)
+        view.account_failures[account] = exc.msg
         what = f"streams of account {account or '(unknown)'} through its API"
         view.not_visible.append({"what": what, "why": exc.msg})
         return

@@ -67,9 +67,6 @@ class ConfigExport:
             files[consumer_file(stream, name)] = (CONSUMER_TYPE, {"name": name, "stream": stream, "config": config})
         return files
 
-    def consumers_of(self, stream: str) -> list[str]:
-        return sorted(name for (owner, name) in self.consumers if owner == stream)
-
 
 def stream_file(stream: str) -> str:
     return f"stream_{stream}.json"

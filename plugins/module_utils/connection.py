@@ -21,11 +21,13 @@ try:
     from nats.aio.client import Client as NatsClient
     from nats.errors import ConnectionClosedError as NatsConnectionClosed
     from nats.errors import Error as NatsClientError
-    from nats.errors import SlowConsumerError
+    from nats.errors import NoServersError, SlowConsumerError
+    from nats.errors import TimeoutError as NatsTimeoutError
 except ImportError:
     HAS_NATS = False
     NATS_IMPORT_ERROR: str | None = traceback.format_exc()
     NatsClient = NatsClientError = NatsConnectionClosed = object  # type: ignore[misc,assignment]  (see require_nats)
+    NoServersError = NatsTimeoutError = type("NatsMissing", (Exception,), {})  # never raised without nats-py
 else:
     HAS_NATS = True
     NATS_IMPORT_ERROR = None
@@ -513,7 +515,7 @@ def connect_failure(exc: BaseException, options: dict[str, Any]) -> ConnectFaile
             f"cannot connect to NATS at {where}: TLS failed ({text}). Check tls_ca, tls_cert and tls_key.",
             unreachable=False,
         )
-    if "NoServers" in text or "TimeoutError" in text:
+    if isinstance(exc, (NoServersError, NatsTimeoutError, asyncio.TimeoutError)):
         text = "no server answered"
     return ConnectFailed(
         f"cannot connect to NATS at {where} within {options['connect_timeout']}s ({text}). "

@@ -19,6 +19,10 @@ class NatsOpsError(Exception):
         self.details = details
 
 
+class NoAnswer(NatsOpsError):
+    """A request nobody answered: no responders, or no reply in time (no leader, as during an election)."""
+
+
 # What to do about a failed file operation, by errno.
 _DISK_ADVICE = {
     errno.ENOSPC: "free space on that file system, or choose another path",

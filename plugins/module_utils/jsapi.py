@@ -29,7 +29,7 @@ except ImportError:  # reported by connection.require_nats()
         pass
 
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
 
 # Seconds to wait for one consumer's leader to answer while polling for it.
 LEADER_POLL_TIMEOUT = 0.5
@@ -63,6 +63,7 @@ ERROR_ADVICE = {
 STREAM_NOT_FOUND = 10059
 NO_SUITABLE_PEERS = 10005
 NO_META_LEADER = 10008
+MEMBERSHIP_CHANGE_IN_PROGRESS = 10202
 STREAM_ASSIGNMENT_ERROR = 10048  # generic; e.g. "restore for stream ... is stalled" (no data for 5 s)
 CONSUMER_NOT_FOUND = 10014
 STREAM_NAME_IN_USE = (10058, 10130)
@@ -109,14 +110,14 @@ class JetStreamApi:
         try:
             reply = await self.client.request(subject, payload, timeout=wait)
         except NoRespondersError:
-            raise NatsOpsError(
+            raise NoAnswer(
                 f"nothing answers {subject}: JetStream is not enabled for this account, "
                 "or the JetStream domain is wrong"
             ) from None
         except (NatsTimeoutError, asyncio.TimeoutError):
             if getattr(self.client, "is_closed", False):  # the reply can no longer come: say why
                 raise NatsOpsError(f"JetStream API {subject} failed: the connection to the server was lost") from None
-            raise NatsOpsError(
+            raise NoAnswer(
                 f"JetStream API {subject} did not answer within {wait}s: in a cluster this means the stream has "
                 "no leader or does not exist, or the meta group has no leader; raise timeout if the server is busy"
             ) from None

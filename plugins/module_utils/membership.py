@@ -24,14 +24,19 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
     read_meta,
     replicas_of,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    MEMBERSHIP_CHANGE_IN_PROGRESS,
+    NO_META_LEADER,
+    JetStreamApi,
+    JetStreamApiError,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import NotSystemAccount, SystemApi
 
 T = TypeVar("T")
 
-# err_codes worth waiting out: no meta leader yet, a membership change under way, stream leaderless.
-TRANSIENT_ERR_CODES = {10008, 10202}
+# err_codes worth waiting out: no meta leader yet, a membership change under way.
+TRANSIENT_ERR_CODES = {NO_META_LEADER, MEMBERSHIP_CHANGE_IN_PROGRESS}
 NOT_A_META_MEMBER = 10044
 NOT_A_STREAM_MEMBER = 10040
 
@@ -45,8 +50,7 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], deadline: float, wha
         except NatsOpsError as exc:
             # During an election nobody answers JetStream API requests, or the answer is "no meta leader".
             waiting = not isinstance(exc, NotSystemAccount) and (
-                exc.details.get("err_code") in TRANSIENT_ERR_CODES
-                or any(sign in exc.msg for sign in ("did not answer", "nothing answers"))
+                exc.details.get("err_code") in TRANSIENT_ERR_CODES or isinstance(exc, NoAnswer)
             )
             if not waiting:
                 raise

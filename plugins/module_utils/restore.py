@@ -41,6 +41,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     STREAM_NOT_FOUND,
     JetStreamApi,
     JetStreamApiError,
+    NatsTimeoutError,
     consumer_progress,
     describe_client_error,
 )
@@ -681,7 +682,7 @@ def _parse_reply(stream: str, data: bytes, final: bool) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, asyncio.TimeoutError) or "timeout" in type(exc).__name__.lower():
+    if isinstance(exc, (asyncio.TimeoutError, NatsTimeoutError)):
         return f"no answer within {timeout}s (the stream leader may have gone away)"
     return describe_client_error(exc)
 

@@ -95,7 +95,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import NO_META_LEADER, JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
 
@@ -128,7 +128,7 @@ async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any
         async def leader_now() -> str:
             leader = await current_leader()
             if not leader:
-                raise NatsOpsError(f"the {stream or 'meta'} group has no leader", err_code=10008)
+                raise NatsOpsError(f"the {stream or 'meta'} group has no leader", err_code=NO_META_LEADER)
             return leader
 
         if params["preferred"] and server_release(connection.client) < (2, 11):

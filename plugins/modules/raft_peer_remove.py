@@ -197,7 +197,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import NO_META_LEADER, JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import (
     Removal,
     judge_meta_removal,
@@ -289,15 +289,15 @@ async def _observe_with_leader(connection: Any, options: dict[str, Any], others:
             "bring servers back until a majority is up; removing peers cannot restore a lost quorum"
         )
         # With a majority up a leader is being elected: worth waiting for. Without, it never will be.
-        raise NatsOpsError(message, err_code=10008 if online >= needed else 0)
+        raise NatsOpsError(message, err_code=NO_META_LEADER if online >= needed else 0)
     if view.account_failures:
         # Usually a listing sent while a new meta leader was being elected: look again.
         raise NatsOpsError(
             "could not list the streams of "
             + ", ".join(view.account_failures)
             + ": "
-            + "; ".join(item["why"] for item in view.not_visible if item["what"].startswith("streams of account")),
-            err_code=10008,
+            + "; ".join(view.account_failures.values()),
+            err_code=NO_META_LEADER,
         )
     return view
 
