@@ -109,7 +109,9 @@ def decode_address(hex_address: str) -> str:
 
 def global_address() -> str | None:
     """An address of this machine other than loopback, if it has one (the test hosts share its network)."""
-    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=False
+    )
     for line in shown.stdout.splitlines():
         return line.split()[3].split("/")[0]
     return None
