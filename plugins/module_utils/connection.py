@@ -10,27 +10,11 @@ import json
 import os
 import re
 import ssl
-import traceback
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, NoReturn
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-
-try:
-    from nats.aio.client import Client as NatsClient
-    from nats.errors import ConnectionClosedError as NatsConnectionClosed
-    from nats.errors import Error as NatsClientError
-    from nats.errors import NoServersError, SlowConsumerError
-    from nats.errors import TimeoutError as NatsTimeoutError
-except ImportError:
-    HAS_NATS = False
-    NATS_IMPORT_ERROR: str | None = traceback.format_exc()
-    NatsClient = NatsClientError = NatsConnectionClosed = object  # type: ignore[misc,assignment]  (see require_nats)
-    NoServersError = NatsTimeoutError = type("NatsMissing", (Exception,), {})  # never raised without nats-py
-else:
-    HAS_NATS = True
-    NATS_IMPORT_ERROR = None
 
 try:  # nats-py's nkeys extra: needed for creds and nkey files only
     import nkeys
@@ -39,6 +23,16 @@ except ImportError:
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_positive
+from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client import (
+    HAS_NATS,
+    NATS_IMPORT_ERROR,
+    ConnectionClosedError,
+    NatsClient,
+    NatsTimeoutError,
+    NoServersError,
+    SlowConsumerError,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client import NatsError as NatsClientError
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
@@ -362,7 +356,7 @@ def _fail_waiting_replies(client: Any) -> None:
     waiting = list((getattr(client, "_resp_map", None) or {}).values()) + list(getattr(client, "_pongs", None) or [])
     for future in waiting:
         if not future.done():
-            future.set_exception(NatsConnectionClosed())
+            future.set_exception(ConnectionClosedError())
 
 
 class Connection:

@@ -13,23 +13,12 @@ import json
 import time
 from typing import Any
 
-try:
-    from nats.errors import Error as NatsError
-    from nats.errors import NoRespondersError
-    from nats.errors import TimeoutError as NatsTimeoutError
-except ImportError:  # reported by connection.require_nats()
-
-    class NatsError(Exception):  # type: ignore[no-redef]
-        pass
-
-    class NoRespondersError(NatsError):  # type: ignore[no-redef]
-        pass
-
-    class NatsTimeoutError(NatsError):  # type: ignore[no-redef]
-        pass
-
-
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
+from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client import (
+    NatsError,
+    NatsTimeoutError,
+    NoRespondersError,
+)
 
 # Seconds to wait for one consumer's leader to answer while polling for it.
 LEADER_POLL_TIMEOUT = 0.5

@@ -41,10 +41,10 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     STREAM_NOT_FOUND,
     JetStreamApi,
     JetStreamApiError,
-    NatsTimeoutError,
     consumer_progress,
     describe_client_error,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client import NatsTimeoutError, NoRespondersError
 from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import PauseUntil, set_pause
 from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams
 from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
@@ -52,14 +52,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
     cap_at_origins,
     source_positions,
 )
-
-try:
-    from nats.errors import NoRespondersError
-except ImportError:  # reported by connection.require_nats()
-
-    class NoRespondersError(Exception):  # type: ignore[no-redef]
-        pass
-
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
 MIN_RESTORE_CHUNK = 1024
