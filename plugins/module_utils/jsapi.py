@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
+from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, nats_connection
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client import (
     NatsError,
@@ -254,3 +256,10 @@ def describe_client_error(exc: BaseException) -> str:
     if "ConnectionClosed" in name or "StaleConnection" in name or "ConnectionDraining" in name:
         return "the connection to the server was lost"
     return str(exc) or name
+
+
+@asynccontextmanager
+async def jetstream_session(options: dict[str, Any]) -> AsyncIterator[tuple[Connection, JetStreamApi]]:
+    """A connection with the options' credentials, and the JetStream API of its account and domain."""
+    async with nats_connection(options) as connection:
+        yield connection, JetStreamApi(connection.client, options["domain"], options["timeout"])

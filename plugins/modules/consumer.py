@@ -292,7 +292,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     NatsModule,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
 )
@@ -301,7 +300,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config 
     desired_consumer,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 
 
 async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
@@ -309,8 +308,7 @@ async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: b
     check_name(params["stream"], where="in stream")
     check_name(params["name"], kind="consumer", where="in name")
     desired = desired_consumer(params)
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         consumer = ConsumerAsset(api, params["stream"], params["name"])
         result = await converge(consumer, desired, params, connection.client, check_mode, diff_mode)
     return {"stream": params["stream"], "name": params["name"], **result}

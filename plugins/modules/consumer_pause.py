@@ -158,7 +158,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     NatsModule,
     describe_release,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
 )
@@ -171,6 +170,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     JetStreamApi,
     JetStreamApiError,
     is_durable,
+    jetstream_session,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import (
     PAUSE_API_LEVEL,
@@ -360,8 +360,7 @@ async def pause_or_resume(params: dict[str, Any], check_mode: bool, diff_mode: b
     until = wanted_until(params["state"], params["until"])
     check_selection("streams", params["streams"])
     check_consumer_selection(params["consumers"])
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         await require_pause_support(api, connection.client)
         chosen, warnings = await chosen_consumers(api, params["streams"], params["consumers"])
         entries = [planned(stream, info, until) for stream, info in chosen]

@@ -162,12 +162,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.config_transfer 
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     NatsModule,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_selection
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 
 
 async def export_configuration(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:
@@ -175,8 +174,7 @@ async def export_configuration(params: dict[str, Any], check_mode: bool, diff_mo
     check_selection("streams", params["streams"])
     path = Path(params["path"])
     earlier = existing_export(path)  # refuses a path that holds anything else, before connecting
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (_connection, api):
         export = await gather_configuration(api, params["streams"], params["consumers"])
     files = export.files()
     changed = earlier != files
@@ -214,8 +212,7 @@ async def import_configuration(params: dict[str, Any], check_mode: bool, diff_mo
     check_selection("streams", params["streams"])
     export = read_export(Path(params["path"]))  # every checksum, before anything else
     chosen = select(export, params["streams"], params["consumers"])
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         plans = await plan_import(api, chosen, update=params["update_streams"])
         await require_levels(api, connection.client, plans)
         if not check_mode:

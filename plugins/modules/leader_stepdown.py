@@ -88,14 +88,16 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     NatsModule,
     describe_release,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
     server_release,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import NO_META_LEADER, JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    NO_META_LEADER,
+    jetstream_session,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
 
@@ -106,8 +108,7 @@ async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any
     check_positive("wait_timeout", params["wait_timeout"])
     deadline = time.monotonic() + params["wait_timeout"]
     stream = params["stream"]
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         if stream:
 
             async def current_leader() -> str | None:

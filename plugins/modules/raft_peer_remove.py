@@ -197,7 +197,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import NO_META_LEADER, JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+    NO_META_LEADER,
+    JetStreamApi,
+    jetstream_session,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import (
     Removal,
     judge_meta_removal,
@@ -305,8 +309,7 @@ async def _observe_with_leader(connection: Any, options: dict[str, Any], others:
 async def remove_from_stream(params: dict[str, Any], options: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     stream = params["stream"]
     deadline = time.monotonic() + params["wait_timeout"]
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (_connection, api):
         info = await with_retries(lambda: api.stream_info(stream), deadline, f"reading stream {stream}")
         if info is None:
             raise NatsOpsError(f"stream {stream} not found in this account: check the name and the credentials")

@@ -378,12 +378,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     NatsModule,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
     STREAM,
     desired_stream,
@@ -394,8 +393,7 @@ async def manage_stream(params: dict[str, Any], check_mode: bool, diff_mode: boo
     options = resolve_options(params)
     check_name(params["name"], where="in name")
     desired = desired_stream(params)
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         stream = StreamAsset(api, params["name"])
         result = await converge(stream, desired, params, connection.client, check_mode, diff_mode)
     return {"name": params["name"], **result}

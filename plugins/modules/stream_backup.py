@@ -241,7 +241,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     NatsModule,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
     server_release,
@@ -253,7 +252,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks imp
     check_range,
     check_selection,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
     DEFAULT_CHUNK_SIZE,
     MAX_WINDOW_SIZE,
@@ -294,8 +293,7 @@ async def back_up(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         window_size=params["window_size"],
         stall_timeout=options["timeout"],
     )
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         plan = await plan_backup(api, path, params["stream"], params["streams"], server_release(connection.client))
         result: dict[str, Any] = {
             "changed": True,

@@ -350,7 +350,6 @@ from typing import Any
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
     NatsModule,
     nats_argument_spec,
-    nats_connection,
     resolve_options,
     run_procedure,
 )
@@ -361,7 +360,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks imp
     check_range,
     check_selection,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import PAUSE_RELEASE, parse_until
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     DEFAULT_RESTORE_CHUNK,
@@ -413,8 +412,7 @@ async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         pause_until=parse_until(params["pause_consumers"], "pause_consumers") if params["pause_consumers"] else None,
     )
     safety = SafetyOptions(Path(params["safety_backup_dir"] or default_safety_root()), params["keep_safety_backup"])
-    async with nats_connection(options) as connection:
-        api = JetStreamApi(connection.client, options["domain"], options["timeout"])
+    async with jetstream_session(options) as (connection, api):
         claims = RestoreClaims(connection.client, options["domain"])
         (held, claim_warnings), existing, target = await asyncio.gather(
             claims.take([item.name for item in backups], hold=not check_mode),  # a check-mode run holds nothing
