@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields import (
@@ -223,12 +224,22 @@ class ConsumerAsset(Asset):
         return {key: info[key] for key in keys if key in info}
 
 
+class PlanAction(str, Enum):
+    """What converging one stream or consumer does."""
+
+    NONE = "none"  # it is as wanted
+    CREATE = "create"
+    UPDATE = "update"  # in place
+    RECREATE = "recreate"  # deleted and created again (a setting the server cannot change in place)
+    DELETE = "delete"
+
+
 @dataclass
 class Plan:
     """What bringing one stream or consumer to the wanted configuration takes."""
 
     asset: Asset
-    action: str
+    action: PlanAction
     before: dict[str, Any] | None  # the server's configuration now (None: absent)
     after: dict[str, Any] | None  # the configuration to send (None: to delete)
     changes: list[Change] = field(default_factory=list)
@@ -236,7 +247,7 @@ class Plan:
 
     @property
     def changed(self) -> bool:
-        return self.action != "none"
+        return self.action is not PlanAction.NONE
 
     def diff(self) -> dict[str, Any]:
         table = self.asset.table
@@ -260,10 +271,10 @@ def plan_present(
 ) -> Plan:
     """Create, update, recreate or leave alone; refuse changes the server cannot make in place unless ``recreate``."""
     if info is None:
-        return Plan(asset, "create", None, new_config)
+        return Plan(asset, PlanAction.CREATE, None, new_config)
     current = info["config"]
     if not asset.table.differences(desired, current):
-        return Plan(asset, "none", current, current)
+        return Plan(asset, PlanAction.NONE, current, current)
     wanted = {**desired, **asset.adjust(current, desired)}
     changes = asset.table.differences(wanted, current)
     after = merged(current, wanted)
@@ -279,7 +290,7 @@ def plan_present(
             + f". Set recreate: true to delete the {asset.kind} and create it anew, or keep the current value",
             refused=[change.option for change in refused],
         )
-    return Plan(asset, "recreate" if refused else "update", current, after, changes)
+    return Plan(asset, PlanAction.RECREATE if refused else PlanAction.UPDATE, current, after, changes)
 
 
 async def converge(
@@ -300,20 +311,20 @@ async def converge(
 
 def plan_absent(asset: Asset, info: dict[str, Any] | None) -> Plan:
     if info is None:
-        return Plan(asset, "none", None, None)
-    return Plan(asset, "delete", info["config"], None)
+        return Plan(asset, PlanAction.NONE, None, None)
+    return Plan(asset, PlanAction.DELETE, info["config"], None)
 
 
 def guard(plan: Plan, info: dict[str, Any] | None, prevent_delete: bool, force: bool) -> None:
     """Refuse what would delete the asset under ``prevent_delete``, or lose data on a recreate without ``force``."""
     asset = plan.asset
-    if plan.action in ("delete", "recreate") and prevent_delete:
-        why = "recreating it deletes it first" if plan.action == "recreate" else "state is absent"
+    if plan.action in (PlanAction.DELETE, PlanAction.RECREATE) and prevent_delete:
+        why = "recreating it deletes it first" if plan.action is PlanAction.RECREATE else "state is absent"
         raise NatsOpsError(
             f"{asset.label} is protected by prevent_delete: true and is not deleted ({why}). "
             "Set prevent_delete: false to allow it"
         )
-    if plan.action == "recreate" and info is not None:
+    if plan.action is PlanAction.RECREATE and info is not None:
         lost = asset.holdings(info)
         if lost and not force:
             raise NatsOpsError(
@@ -342,11 +353,11 @@ async def carry_out(plan: Plan, info: dict[str, Any] | None, check_mode: bool) -
 async def apply(plan: Plan) -> dict[str, Any] | None:
     """Carry out a plan that changes something; the asset's info afterwards (None once deleted)."""
     asset = plan.asset
-    if plan.action == "create":
+    if plan.action is PlanAction.CREATE:
         return await asset.create(plan.after or {})
-    if plan.action == "update":
+    if plan.action is PlanAction.UPDATE:
         return await asset.update(plan.after or {})
-    if plan.action == "recreate":
+    if plan.action is PlanAction.RECREATE:
         return await _recreate(plan)
     await asset.delete()
     return None
@@ -375,7 +386,7 @@ async def _recreate(plan: Plan) -> dict[str, Any]:
 
 def outcome(plan: Plan, info: dict[str, Any] | None, diff_mode: bool) -> dict[str, Any]:
     """The module result for one plan, carried out (``info`` after) or not (check mode: ``info`` is None)."""
-    result: dict[str, Any] = {"changed": plan.changed, "action": plan.action, "changes": plan.changes_dict()}
+    result: dict[str, Any] = {"changed": plan.changed, "action": plan.action.value, "changes": plan.changes_dict()}
     if info is not None:
         result["config"] = info.get("config") or {}
         result.update(plan.asset.facts(info))

@@ -15,6 +15,7 @@ from typing import Any
 from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
     ConsumerAsset,
     Plan,
+    PlanAction,
     StreamAsset,
     apply,
     plan_present,
@@ -85,7 +86,7 @@ async def plan_import(api: JetStreamApi, export: ConfigExport, update: bool) -> 
             )
         config = outgoing(consumer_config)
         plans.append(plan_present(consumer, config, config, await consumer.info()))
-    differing = [plan for plan in plans if plan.action == "update"]
+    differing = [plan for plan in plans if plan.action is PlanAction.UPDATE]
     if differing and not update:
         described = "; ".join(f"{plan.asset.label} ({', '.join(c.option for c in plan.changes)})" for plan in differing)
         raise NatsOpsError(
@@ -129,7 +130,7 @@ async def apply_import(plans: list[Plan]) -> None:
             await apply(plan)
         except NatsOpsError as exc:
             # A create that timed out may still have happened: undo looks, and removes it if it is there.
-            undone, kept = await _undo(done + ([plan] if plan.action == "create" else []))
+            undone, kept = await _undo(done + ([plan] if plan.action is PlanAction.CREATE else []))
             summary = f"; undone: {', '.join(undone)}" if undone else ""
             if kept:
                 summary += f"; left as they are: {', '.join(kept)}"
@@ -146,7 +147,7 @@ async def _undo(done: list[Plan]) -> tuple[list[str], list[str]]:
     for plan in reversed(done):
         asset = plan.asset
         try:
-            if plan.action == "create":
+            if plan.action is PlanAction.CREATE:
                 info = await asset.info()
                 if info is None:  # never made (the failed step), or gone already: nothing to put back
                     continue
@@ -156,7 +157,7 @@ async def _undo(done: list[Plan]) -> tuple[list[str], list[str]]:
                 await asset.delete()
             else:
                 await asset.update(plan.before or {})
-            undone.append(f"{asset.label} ({plan.action})")
+            undone.append(f"{asset.label} ({plan.action.value})")
         except NatsOpsError as exc:
             kept.append(f"{asset.label} ({exc.msg})")
     return undone, kept
@@ -166,7 +167,7 @@ def summary(plans: list[Plan]) -> dict[str, list[dict[str, Any]]]:
     """Per stream and per consumer: what was (or would be) done, and the settings that changed."""
     streams, consumers = [], []
     for plan in plans:
-        entry = {"action": plan.action, "changes": plan.changes_dict()}
+        entry = {"action": plan.action.value, "changes": plan.changes_dict()}
         if isinstance(plan.asset, ConsumerAsset):
             consumers.append({"stream": plan.asset.stream, "name": plan.asset.name, **entry})
         elif isinstance(plan.asset, StreamAsset):

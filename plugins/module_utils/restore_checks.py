@@ -23,6 +23,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     servers_up,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RestoreAction
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import MEMORY_SNAPSHOTS
 
 MIB = 1024 * 1024
@@ -75,7 +76,7 @@ class Planned:
     """One stream of the restore as the checks see it."""
 
     name: str
-    action: str  # restore, replace, redo or skip
+    action: RestoreAction
     archive: ArchiveFormat
     replicas: int
     placement_cluster: str | None
@@ -89,7 +90,7 @@ def problems(target: Target, streams: list[Planned]) -> dict[str, str]:
     """Why each stream cannot be restored into ``target``, by stream (empty when nothing stands in the way)."""
     found: dict[str, str] = {}
     for stream in streams:
-        if stream.action == "skip":
+        if stream.action is RestoreAction.SKIP:
             continue
         problem = (
             _release_problem(target, stream)
@@ -99,7 +100,7 @@ def problems(target: Target, streams: list[Planned]) -> dict[str, str]:
         )
         if problem:
             found[stream.name] = problem
-    found.update(_limit_problems(target, [stream for stream in streams if stream.action != "skip"]))
+    found.update(_limit_problems(target, [stream for stream in streams if stream.action is not RestoreAction.SKIP]))
     return found
 
 
@@ -144,7 +145,9 @@ def _replicas_problem(target: Target, stream: Planned) -> str | None:
 
 def _safety_problem(target: Target, stream: Planned) -> str | None:
     """A replace needs a safety backup of the stream it deletes; before 2.15 a memory stream has none."""
-    if stream.action != "replace" or not stream.existing or target.other_domain or target.release == (0, 0, 0):
+    if stream.action is not RestoreAction.REPLACE or not stream.existing:
+        return None
+    if target.other_domain or target.release == (0, 0, 0):
         return None
     if (stream.existing.get("config") or {}).get("storage") == "memory" and target.release < MEMORY_SNAPSHOTS:
         return (
@@ -182,7 +185,7 @@ def _limit_problems(target: Target, streams: list[Planned]) -> dict[str, str]:
                 )
                 found.update({stream.name: problem for stream in of_kind})
         max_streams = int(limits.get("max_streams") or -1)
-        new = [stream for stream in chosen if stream.action == "restore"]
+        new = [stream for stream in chosen if stream.action is RestoreAction.RESTORE]
         if max_streams > 0 and int(usage.get("streams") or 0) + len(new) > max_streams:
             problem = (
                 f"{where} may hold {max_streams} streams and holds {int(usage.get('streams') or 0)}; the restore "

@@ -469,7 +469,7 @@ def checked(
         found.append(
             Planned(
                 name=item.name,
-                action=actions[item.name].value,
+                action=actions[item.name],
                 archive=item.archive,
                 replicas=int(config.get("num_replicas") or 1),
                 placement_cluster=(config.get("placement") or {}).get("cluster"),
