@@ -188,37 +188,53 @@ def test_the_second_run_changes_nothing(secured_cluster: dict[str, Any]) -> None
     assert "changed=0" in again.stdout and "changed=1" not in again.stdout and "changed=2" not in again.stdout
 
 
-def test_settings_that_only_work_together_are_refused_by_name(tmp_path: Path) -> None:
-    address = next_address()
-    hosts = {"lonely": host_vars(tmp_path, "lonely", address)}
-    result = run_role(
-        tmp_path,
-        hosts,
-        {
-            "nats_server_binary": server_binary(),
-            "nats_server_group": "root",
-            "nats_server_tls": {"cert": "/nowhere/cert.pem"},
-            "nats_server_cluster_tls": {"cert": "/c.pem", "key": "/k.pem", "verify": True},
-            "nats_server_monitor_https": True,
-            "nats_server_jetstream_cipher": "aes",
-            "nats_server_cluster_user": "router",
-            "nats_server_jetstream_unique_tag": "az",
-            "nats_server_tags": ["rack:1"],
-            "nats_server_install_method": "binary",
-        },
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    for refusal in [
+# One pre-flight rule each: the settings that break it, and what its refusal must say.
+REFUSALS = {
+    "tls without a key": (
+        {"nats_server_tls": {"cert": "/nowhere/cert.pem"}},
         "nats_server_tls needs both cert and key",
+    ),
+    "verify without a ca": (
+        {"nats_server_cluster_tls": {"cert": "/c.pem", "key": "/k.pem", "verify": True}},
         "nats_server_cluster_tls.verify needs a ca",
+    ),
+    "https monitoring without tls": ({"nats_server_monitor_https": True}, "nats_server_monitor_https serves the"),
+    "cipher without a key": (
+        {"nats_server_jetstream_cipher": "aes"},
         "encryption at rest needs both nats_server_jetstream_cipher and nats_server_jetstream_key",
+    ),
+    "route user without a password": (
+        {"nats_server_cluster_user": "router"},
         "route authorization needs both nats_server_cluster_user and nats_server_cluster_password",
-        "a gateway is named after its cluster: set nats_server_cluster_name",
+    ),
+    "gateway without a cluster": ({}, "a gateway is named after its cluster: set nats_server_cluster_name"),
+    "unique_tag matching no tag": (
+        {"nats_server_jetstream_unique_tag": "az", "nats_server_tags": ["rack:1"]},
         "nats_server_jetstream_unique_tag az matches none of nats_server_tags",
+    ),
+    "binary install without a binary": (
+        {"nats_server_install_method": "binary"},
         "install method binary copies nats_server_binary_src from the controller, which is not set",
-    ]:
-        assert refusal in output, refusal
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_settings_that_only_work_together_are_refused_by_name(tmp_path: Path, case: str) -> None:
+    settings, refusal = REFUSALS[case]
+    hosts = {"lonely": host_vars(tmp_path, "lonely", next_address())}
+    if case != "gateway without a cluster":
+        hosts["lonely"]["nats_server_gateway_port"] = 0  # host_vars gives every listener a port
+    group = {
+        "nats_server_binary": server_binary(),
+        "nats_server_group": "root",
+        "nats_server_accounts": {"APP": {"jetstream": True, "users": [{"user": "app", "password": "app-secret"}]}},
+        "nats_server_credentials_dir": str(tmp_path / "credentials"),
+        **settings,
+    }
+    result = run_role(tmp_path, hosts, group)
+    assert result.returncode != 0
+    assert refusal in result.stdout + result.stderr
     assert not (tmp_path / "lonely" / "etc" / "nats-server.conf").exists()
 
 

@@ -387,14 +387,13 @@ def test_operator_mode_settings_are_checked_before_anything_is_written(tmp_path:
         f"entry {operator.system.public} is not the JWT of that account (its subject is {app.public}" in refused.stdout
     )
 
-    with_accounts = run_role(
-        tmp_path, hosts, {**group, "nats_server_accounts": APP, "nats_server_allow_anonymous": True}
-    )
+    with_accounts = run_role(tmp_path, hosts, {**group, "nats_server_accounts": APP})
     assert "leave nats_server_accounts empty" in with_accounts.stdout
-    assert "operator mode has no anonymous clients" in with_accounts.stdout
+    anonymous = run_role(tmp_path, hosts, {**group, "nats_server_allow_anonymous": True})
+    assert "operator mode has no anonymous clients" in anonymous.stdout
 
     garbage = run_role(tmp_path, hosts, {**group, "nats_server_operator_jwt": "not-a-jwt"})
     assert "not a JWT" in garbage.stdout + garbage.stderr
-    for result in [not_operator, refused, with_accounts, garbage]:
+    for result in [not_operator, refused, with_accounts, anonymous, garbage]:
         assert result.returncode != 0
     assert not config_of(hosts["opx1"]).exists()

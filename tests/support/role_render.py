@@ -23,7 +23,7 @@ RENDER_PLAYBOOK = """
   connection: local
   gather_facts: false
   vars:
-    nats_server_started: {changed: true}  # no systemd here: the role's restart/reload handlers stand down
+    _nats_server_started: {changed: true}  # no systemd here: the role's restart/reload handlers stand down
   tasks:
     - ansible.builtin.include_role: {name: natsops.jetstream.nats_server, tasks_from: preflight}
     - ansible.builtin.include_role: {name: natsops.jetstream.nats_server, tasks_from: tls}
