@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import re
 import time
@@ -32,13 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.durations import format_time
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import describe_client_error
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import (
-    GATHER_SETTLE,
     NotSystemAccount,
     account_name,
     gather,
+    gather_messages,
 )
 
 LOOKUP_SUBJECT = "$SYS.REQ.ACCOUNT.{account}.CLAIMS.LOOKUP"
@@ -387,39 +385,12 @@ class AccountResolver:
             await asyncio.sleep(CONFIRM_INTERVAL)
 
     async def _collect(self, subject: str, payload: bytes) -> list[Any] | None:
-        """Every reply within ``timeout`` (settling once no other server has answered for a moment; done once every
-        server known from VARZ has answered); None for a 503 no-responders status (nobody subscribes)."""
+        """Every reply within ``timeout``, done once every server known from VARZ has answered; None for a 503
+        no-responders status (nobody subscribes)."""
         try:
-            return await self._gather_raw(subject, payload)
-        except NatsOpsError:
-            raise
-        except Exception as exc:  # nats-py's own errors, from subscribing, publishing or flushing
-            raise NatsOpsError(f"asking every server ({subject}) failed: {describe_client_error(exc)}") from None
-
-    async def _gather_raw(self, subject: str, payload: bytes) -> list[Any] | None:
-        client = self.client
-        inbox = client.new_inbox()
-        subscription = await client.subscribe(inbox)
-        messages: list[Any] = []
-        expected = max(len(self.varz), 1)
-        try:
-            await client.publish(subject, payload, reply=inbox)
-            await client.flush(self.timeout)
-            deadline = time.monotonic() + self.timeout
-            while len(messages) < expected and (left := deadline - time.monotonic()) > 0:
-                try:
-                    message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if messages else left)
-                except Exception:  # nats-py's TimeoutError: nobody else is going to answer
-                    break
-                if (message.headers or {}).get("Status") == "503":
-                    return None
-                messages.append(message)
-        finally:
-            with contextlib.suppress(Exception):  # the connection may be gone: said below
-                await subscription.unsubscribe()
-        if client.is_closed:
-            raise NatsOpsError(f"asking every server ({subject}) failed: the connection to the server was lost")
-        return messages
+            return await gather_messages(self.client, subject, payload, self.timeout, expected=max(len(self.varz), 1))
+        except NoAnswer:
+            return None
 
 
 def _text(data: bytes) -> str:

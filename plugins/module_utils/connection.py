@@ -112,15 +112,19 @@ class NatsModule(AnsibleModule):
     secret as the password option, so it is masked wherever Ansible shows a result, the module's
     arguments included, even when the arguments themselves are refused."""
 
-    def _mask_url_secrets(self) -> None:
-        self.no_log_values.update(url_secrets(getattr(self, "params", None) or {}))
+    def secrets_in_params(self, params: dict[str, Any]) -> set[str]:
+        """Secrets the options hold outside no_log options; a module adds its own by extending this."""
+        return url_secrets(params)
+
+    def _mask_secrets(self) -> None:
+        self.no_log_values.update(self.secrets_in_params(getattr(self, "params", None) or {}))
 
     def exit_json(self, **kwargs: Any) -> NoReturn:
-        self._mask_url_secrets()
+        self._mask_secrets()
         super().exit_json(**kwargs)
 
     def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
-        self._mask_url_secrets()
+        self._mask_secrets()
         super().fail_json(msg, **kwargs)
 
 

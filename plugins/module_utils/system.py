@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import describe_client_error
 
 # After the first answer, stop gathering once no other server has answered for this long.
@@ -32,43 +32,64 @@ NOT_SYSTEM_ACCOUNT = (
 
 
 async def gather(client: Any, subject: str, body: dict[str, Any] | None, timeout: float) -> list[dict[str, Any]]:
-    """Send one request that every server answers; return every answer that came within ``timeout``.
+    """Send one request that every server answers; return every JSON answer that came within ``timeout``.
 
-    A connection lost meanwhile fails it: a partial gathering would pass for servers being down.
+    Nobody subscribed (503) means the connection is not the system account's.
     """
     try:
-        return await _gather(client, subject, body, timeout)
+        messages = await gather_messages(client, subject, json.dumps(body or {}).encode(), timeout)
+    except NoAnswer:
+        raise NotSystemAccount(NOT_SYSTEM_ACCOUNT) from None
+    answers = []
+    for message in messages:
+        try:
+            answers.append(json.loads(message.data))
+        except ValueError:
+            continue
+    return answers
+
+
+async def gather_messages(
+    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None = None
+) -> list[Any]:
+    """Send one request that several servers answer; return every reply that came within ``timeout``, settling
+    once no further server has answered for a moment, or as soon as ``expected`` have.
+
+    Raises NoAnswer when nobody subscribes to the subject (a 503 status). A connection lost meanwhile fails
+    it: a partial gathering would pass for servers being down.
+    """
+    try:
+        return await _gather_messages(client, subject, payload, timeout, expected)
     except NatsOpsError:
         raise
     except Exception as exc:  # nats-py's own errors, from subscribing, publishing or flushing
         raise NatsOpsError(f"asking every server ({subject}) failed: {describe_client_error(exc)}") from None
 
 
-async def _gather(client: Any, subject: str, body: dict[str, Any] | None, timeout: float) -> list[dict[str, Any]]:
+async def _gather_messages(
+    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None
+) -> list[Any]:
     inbox = client.new_inbox()
     subscription = await client.subscribe(inbox)
-    answers: list[dict[str, Any]] = []
+    messages: list[Any] = []
     try:
-        await client.publish(subject, json.dumps(body or {}).encode(), reply=inbox)
+        await client.publish(subject, payload, reply=inbox)
         await client.flush(timeout)
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        while (expected is None or len(messages) < expected) and (left := deadline - time.monotonic()) > 0:
             try:
-                message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if answers else left)
+                message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if messages else left)
             except Exception:  # nats-py's TimeoutError: nobody else is going to answer
                 break
             if (message.headers or {}).get("Status") == "503":
-                raise NotSystemAccount(NOT_SYSTEM_ACCOUNT)
-            try:
-                answers.append(json.loads(message.data))
-            except ValueError:
-                continue
+                raise NoAnswer(f"nothing answers {subject}")
+            messages.append(message)
     finally:
         with contextlib.suppress(Exception):  # the connection may be gone: said below
             await subscription.unsubscribe()
     if client.is_closed:
         raise NatsOpsError(f"asking every server ({subject}) failed: the connection to the server was lost")
-    return answers
+    return messages
 
 
 async def account_name(client: Any, timeout: float) -> str:

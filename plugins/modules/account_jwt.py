@@ -149,7 +149,7 @@ diff:
 """
 
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.account_claims import (
     AccountJwt,
@@ -183,16 +183,8 @@ NO_FULL_RESOLVER = (
 class AccountJwtModule(NatsModule):
     """NatsModule that also masks an nkey seed given as the JWT by mistake, wherever the result shows it."""
 
-    def _mask_jwt_secrets(self) -> None:
-        self.no_log_values.update(secrets_in((getattr(self, "params", None) or {}).get("jwt")))
-
-    def exit_json(self, **kwargs: Any) -> NoReturn:
-        self._mask_jwt_secrets()
-        super().exit_json(**kwargs)
-
-    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
-        self._mask_jwt_secrets()
-        super().fail_json(msg, **kwargs)
+    def secrets_in_params(self, params: dict[str, Any]) -> set[str]:
+        return super().secrets_in_params(params) | secrets_in(params.get("jwt"))
 
 
 def refuse_older(wanted: AccountJwt, previous: AccountJwt | None) -> None:
