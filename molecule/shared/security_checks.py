@@ -68,15 +68,23 @@ def rogue(route_url: str, monitor_url: str, members: str) -> int:
             f'cluster {{ name: {cluster_name(monitor_url)}, listen: "{ROGUE_ADDRESS}:6222",'
             f' routes: ["{route_url}"] }}\n'
         )
-        process = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.PIPE, text=True)
+        log_path = Path(store) / "rogue.log"
+        with log_path.open("w") as log_file:
+            process = subprocess.Popen([binary, "-c", str(config)], stderr=log_file)
         try:
-            rogue_routes = monitor_json(f"http://{ROGUE_ADDRESS}:8222/routez")
-            time.sleep(5)  # several attempts to connect
+            monitor_json(f"http://{ROGUE_ADDRESS}:8222/varz")
+            # Wait for the cluster's refusal in the rogue's log (a loaded machine may take a while), then a few
+            # seconds more for a route that might come up after all.
+            deadline = time.monotonic() + 30
+            while "authorization violation" not in log_path.read_text().lower() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(3)
             rogue_routes = monitor_json(f"http://{ROGUE_ADDRESS}:8222/routez")
             cluster_routes = monitor_json(f"{monitor_url}/routez")
         finally:
             process.kill()
-            log = process.communicate()[1]
+            process.wait()
+        log = log_path.read_text()
     remotes = sorted({route.get("remote_name", "") for route in cluster_routes["routes"]})
     refused = "authorization violation" in log.lower()
     joined = rogue_routes["num_routes"] > 0 or "rogue" in remotes

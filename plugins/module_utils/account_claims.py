@@ -353,7 +353,8 @@ class AccountResolver:
 
     async def push(self, wanted: AccountJwt) -> PushResult | None:
         """Send the JWT to every server's resolver; None when no server takes such requests (no nats resolver)."""
-        messages = await self._collect(UPDATE_SUBJECT, wanted.text.encode())
+        # Every server's resolver answers an update (a cache one too), writing it first: wait for each.
+        messages = await self._collect(UPDATE_SUBJECT, wanted.text.encode(), every=True)
         if messages is None:
             return None
         result = PushResult()
@@ -384,11 +385,12 @@ class AccountResolver:
                 return holding
             await asyncio.sleep(CONFIRM_INTERVAL)
 
-    async def _collect(self, subject: str, payload: bytes) -> list[Any] | None:
+    async def _collect(self, subject: str, payload: bytes, every: bool = False) -> list[Any] | None:
         """Every reply within ``timeout``, done once every server known from VARZ has answered; None for a 503
         no-responders status (nobody subscribes)."""
+        expected = max(len(self.varz), 1)
         try:
-            return await gather_messages(self.client, subject, payload, self.timeout, expected=max(len(self.varz), 1))
+            return await gather_messages(self.client, subject, payload, self.timeout, expected, every)
         except NoAnswer:
             return None
 

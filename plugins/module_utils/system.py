@@ -50,16 +50,17 @@ async def gather(client: Any, subject: str, body: dict[str, Any] | None, timeout
 
 
 async def gather_messages(
-    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None = None
+    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None = None, every: bool = False
 ) -> list[Any]:
     """Send one request that several servers answer; return every reply that came within ``timeout``, settling
-    once no further server has answered for a moment, or as soon as ``expected`` have.
+    once no further server has answered for a moment, or as soon as ``expected`` have. With ``every`` (each of the
+    ``expected`` servers answers this request) it never settles early: a server busy with it is not a server gone.
 
     Raises NoAnswer when nobody subscribes to the subject (a 503 status). A connection lost meanwhile fails
     it: a partial gathering would pass for servers being down.
     """
     try:
-        return await _gather_messages(client, subject, payload, timeout, expected)
+        return await _gather_messages(client, subject, payload, timeout, expected, every)
     except NatsOpsError:
         raise
     except Exception as exc:  # nats-py's own errors, from subscribing, publishing or flushing
@@ -67,7 +68,7 @@ async def gather_messages(
 
 
 async def _gather_messages(
-    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None
+    client: Any, subject: str, payload: bytes, timeout: float, expected: int | None, every: bool
 ) -> list[Any]:
     inbox = client.new_inbox()
     subscription = await client.subscribe(inbox)
@@ -78,7 +79,8 @@ async def _gather_messages(
         deadline = time.monotonic() + timeout
         while (expected is None or len(messages) < expected) and (left := deadline - time.monotonic()) > 0:
             try:
-                message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if messages else left)
+                settle = messages and not (every and expected)
+                message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if settle else left)
             except Exception:  # nats-py's TimeoutError: nobody else is going to answer
                 break
             if (message.headers or {}).get("Status") == "503":
