@@ -8,8 +8,6 @@ while a leader is being elected, then waited for until the servers show it.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +30,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     JetStreamApiError,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import NotSystemAccount, SystemApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, backoff, poll, retry
 
 T = TypeVar("T")
 
@@ -39,38 +38,31 @@ T = TypeVar("T")
 TRANSIENT_ERR_CODES = {NO_META_LEADER, MEMBERSHIP_CHANGE_IN_PROGRESS}
 NOT_A_META_MEMBER = 10044
 NOT_A_STREAM_MEMBER = 10040
+# Between looks at a group while waiting for a change the leader accepted to show.
+CHANGE_POLL_INTERVAL = 0.25
 
 
-async def with_retries(attempt: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+async def with_retries(attempt: Callable[[], Awaitable[T]], deadline: Deadline, what: str) -> T:
     """Run ``attempt`` until it succeeds, backing off while the cluster has no leader to answer."""
-    delay = 0.25
-    while True:
-        try:
-            return await attempt()
-        except NatsOpsError as exc:
-            # During an election nobody answers JetStream API requests, or the answer is "no meta leader".
-            waiting = not isinstance(exc, NotSystemAccount) and (
-                exc.details.get("err_code") in TRANSIENT_ERR_CODES or isinstance(exc, NoAnswer)
-            )
-            if not waiting:
-                raise
-            if time.monotonic() + delay > deadline:
-                raise NatsOpsError(
-                    f"{what}: no answer within wait_timeout ({exc.msg}). Either no leader was elected meanwhile "
-                    "(bring a majority of servers up), or nothing serves this request here: check that JetStream "
-                    "is enabled for the account, and the domain"
-                ) from None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    try:
+        return await retry(attempt, deadline, backoff(0.25, 2.0), retry_on=_awaits_a_leader)
+    except NatsOpsError as exc:
+        if not _awaits_a_leader(exc):
+            raise
+        raise NatsOpsError(
+            f"{what}: no answer within wait_timeout ({exc.msg}). Either no leader was elected meanwhile "
+            "(bring a majority of servers up), or nothing serves this request here: check that JetStream "
+            "is enabled for the account, and the domain"
+        ) from None
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], deadline: float, interval: float = 0.25) -> bool:
-    while True:
-        if await check():
-            return True
-        if time.monotonic() + interval > deadline:
-            return False
-        await asyncio.sleep(interval)
+def _awaits_a_leader(exc: Exception) -> bool:
+    """During an election nobody answers JetStream API requests, or the answer is "no meta leader"."""
+    return (
+        isinstance(exc, NatsOpsError)
+        and not isinstance(exc, NotSystemAccount)
+        and (exc.details.get("err_code") in TRANSIENT_ERR_CODES or isinstance(exc, NoAnswer))
+    )
 
 
 @dataclass
@@ -190,7 +182,7 @@ def _refuse_data_loss(removal: Removal, accept_data_loss: bool) -> None:
         )
 
 
-async def remove_meta_peer(api: JetStreamApi, system: SystemApi, member: Replica, deadline: float) -> MetaGroup:
+async def remove_meta_peer(api: JetStreamApi, system: SystemApi, member: Replica, deadline: Deadline) -> MetaGroup:
     """``$JS.API.SERVER.REMOVE``, retried through elections, then waited for until the leader shows it."""
 
     async def attempt() -> None:
@@ -214,7 +206,7 @@ async def remove_meta_peer(api: JetStreamApi, system: SystemApi, member: Replica
         latest[:] = [meta]
         return bool(meta.leader) and meta.find(name=member.name) is None
 
-    if not await wait_until(gone, deadline):
+    if not await poll(gone, deadline, CHANGE_POLL_INTERVAL):
         raise NatsOpsError(
             f"the meta leader accepted the removal of {member.name} but the meta group still lists it; "
             "raise wait_timeout or check the cluster with natsops.jetstream.cluster_info"
@@ -226,7 +218,7 @@ async def meta_leader(system: SystemApi) -> str | None:
     return (await read_meta(system)).leader
 
 
-async def remove_stream_peer(api: JetStreamApi, stream: str, member: str, deadline: float) -> list[Replica]:
+async def remove_stream_peer(api: JetStreamApi, stream: str, member: str, deadline: Deadline) -> list[Replica]:
     async def attempt() -> None:
         try:
             await api.request(f"STREAM.PEER.REMOVE.{stream}", {"peer": member})
@@ -245,7 +237,7 @@ async def remove_stream_peer(api: JetStreamApi, stream: str, member: str, deadli
         latest[:] = replicas_of((info or {}).get("cluster"), None)
         return all(replica.name != member for replica in latest)
 
-    if not await wait_until(gone, deadline):
+    if not await poll(gone, deadline, CHANGE_POLL_INTERVAL):
         raise NatsOpsError(f"stream {stream} still lists {member} after the removal was accepted; raise wait_timeout")
     return latest
 
@@ -256,7 +248,7 @@ async def step_down(
     current_leader: Callable[[], Awaitable[str | None]],
     old_leader: str,
     preferred: str | None,
-    deadline: float,
+    deadline: Deadline,
 ) -> str:
     """Ask the leader to step down (optionally in favour of ``preferred``) and wait for the new one."""
     body = {"placement": {"preferred": preferred}} if preferred else None
@@ -271,7 +263,7 @@ async def step_down(
         found[:] = [leader] if leader else []
         return bool(leader) and leader != old_leader and (not preferred or leader == preferred)
 
-    if not await wait_until(moved, deadline):
+    if not await poll(moved, deadline, CHANGE_POLL_INTERVAL):
         now = found[0] if found else "none"
         raise NatsOpsError(
             f"the leader did not move from {old_leader}"

@@ -168,7 +168,6 @@ waited:
   type: float
 """
 
-import asyncio
 import time
 from typing import Any
 
@@ -184,6 +183,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_positive
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, poll
 
 POLL_INTERVAL = 1.0
 
@@ -194,21 +194,28 @@ async def gather_facts(params: dict[str, Any], check_mode: bool) -> dict[str, An
     check_positive("wait_timeout", params["wait_timeout"])
     others = [account_options(params, entry) for entry in params["accounts"]]
     started = time.monotonic()
-    deadline = started + params["wait_timeout"]
-    facts = await look(options, others, params["streams"])  # the first look fails at once (credentials, address)
-    if params["wait_for"] == "none":
-        return {"changed": False, "cluster_info": facts}
-    while not facts["healthy"]:
-        if time.monotonic() + POLL_INTERVAL > deadline:
-            raise NatsOpsError(
-                f"the cluster was not healthy within {params['wait_timeout']}s: " + "; ".join(facts["problems"]),
-                cluster_info=facts,
-            )
-        await asyncio.sleep(POLL_INTERVAL)
+    deadline = Deadline(started + params["wait_timeout"])
+    latest: dict[str, Any] | None = None
+
+    async def look_now() -> dict[str, Any]:
+        nonlocal latest
         try:
-            facts = await look(options, others, params["streams"])
-        except NatsOpsError as exc:  # a server going down or coming back while we wait: look again
-            facts = {**facts, "healthy": False, "problems": [f"the last look at the cluster failed: {exc.msg}"]}
+            latest = await look(options, others, params["streams"])
+        except NatsOpsError as exc:
+            if latest is None:
+                raise  # the first look fails at once (credentials, address)
+            # A server going down or coming back while we wait: look again.
+            latest = {**latest, "healthy": False, "problems": [f"the last look at the cluster failed: {exc.msg}"]}
+        return latest
+
+    if params["wait_for"] == "none":
+        return {"changed": False, "cluster_info": await look_now()}
+    facts = await poll(look_now, deadline, POLL_INTERVAL, until=lambda seen: seen["healthy"])
+    if not facts["healthy"]:
+        raise NatsOpsError(
+            f"the cluster was not healthy within {params['wait_timeout']}s: " + "; ".join(facts["problems"]),
+            cluster_info=facts,
+        )
     return {"changed": False, "cluster_info": facts, "waited": round(time.monotonic() - started, 3)}
 
 

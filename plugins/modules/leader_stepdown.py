@@ -81,7 +81,6 @@ group:
   type: str
 """
 
-import time
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
@@ -100,13 +99,14 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline
 
 
 async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     options = resolve_options(params)
     check_name(params["stream"], where="in stream")
     check_positive("wait_timeout", params["wait_timeout"])
-    deadline = time.monotonic() + params["wait_timeout"]
+    deadline = Deadline.after(params["wait_timeout"])
     stream = params["stream"]
     async with jetstream_session(options) as (connection, api):
         if stream:

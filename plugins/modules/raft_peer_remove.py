@@ -211,6 +211,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.membership impor
     with_retries,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline
 
 
 def not_a_member(params: dict[str, Any], group: str, members: list[str]) -> dict[str, Any]:
@@ -253,7 +254,7 @@ def refuse_or_report(removal: Removal, check_mode: bool) -> dict[str, Any] | Non
 
 async def remove_from_meta(params: dict[str, Any], options: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     others = [account_options(params, entry) for entry in params["accounts"]]
-    deadline = time.monotonic() + params["wait_timeout"]
+    deadline = Deadline.after(params["wait_timeout"])
     async with nats_connection(options) as connection:
         system = SystemApi(connection.client, options["timeout"])
         api = JetStreamApi(connection.client, options["domain"], options["timeout"])
@@ -308,7 +309,7 @@ async def _observe_with_leader(connection: Any, options: dict[str, Any], others:
 
 async def remove_from_stream(params: dict[str, Any], options: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     stream = params["stream"]
-    deadline = time.monotonic() + params["wait_timeout"]
+    deadline = Deadline.after(params["wait_timeout"])
     async with jetstream_session(options) as (_connection, api):
         info = await with_retries(lambda: api.stream_info(stream), deadline, f"reading stream {stream}")
         if info is None:
