@@ -21,12 +21,10 @@ updated``. Both are refused here, before anything is sent.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +36,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.system import (
     gather,
     gather_messages,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, poll
 
 LOOKUP_SUBJECT = "$SYS.REQ.ACCOUNT.{account}.CLAIMS.LOOKUP"
 UPDATE_SUBJECT = "$SYS.REQ.CLAIMS.UPDATE"
@@ -378,12 +377,13 @@ class AccountResolver:
 
     async def confirm(self, wanted: AccountJwt) -> Holding:
         """Look up until every server with a full resolver that answers holds exactly this JWT, or time runs out."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            holding = await self.lookup(wanted.account)
-            if holding.holds_exactly(wanted) or time.monotonic() >= deadline:
-                return holding
-            await asyncio.sleep(CONFIRM_INTERVAL)
+        return await poll(
+            lambda: self.lookup(wanted.account),
+            Deadline.after(self.timeout),
+            CONFIRM_INTERVAL,
+            until=lambda holding: holding.holds_exactly(wanted),
+            overrun=True,
+        )
 
     async def _collect(self, subject: str, payload: bytes, every: bool = False) -> list[Any] | None:
         """Every reply within ``timeout``, done once every server known from VARZ has answered; None for a 503

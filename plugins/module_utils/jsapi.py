@@ -9,8 +9,8 @@ every field the server sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -21,6 +21,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.nats_client impo
     NatsTimeoutError,
     NoRespondersError,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, retry
 
 # Seconds to wait for one consumer's leader to answer while polling for it.
 LEADER_POLL_TIMEOUT = 0.5
@@ -193,7 +194,7 @@ class JetStreamApi:
         """
         return {info["name"]: consumer_position(info) for info in await self.consumers(stream) if is_durable(info)}
 
-    async def led_consumer_positions(self, stream: str, deadline: float) -> dict[str, dict[str, int]]:
+    async def led_consumer_positions(self, stream: str, deadline: Deadline) -> dict[str, dict[str, int]]:
         """Where each durable consumer stands, asking each one's leader and waiting (until ``deadline``) for it.
 
         Right after a stream is created or restored in a cluster its consumers elect leaders; CONSUMER.LIST
@@ -203,22 +204,23 @@ class JetStreamApi:
         """
         positions: dict[str, dict[str, int]] = {}
         for name in await self.consumer_names(stream):
-            while True:
-                try:
-                    info = await self.request(f"CONSUMER.INFO.{stream}.{name}", timeout=LEADER_POLL_TIMEOUT)
-                except NatsOpsError as exc:  # mostly no answer: no leader yet
-                    deleted = isinstance(exc, JetStreamApiError) and exc.err_code == CONSUMER_NOT_FOUND
-                    if deleted or time.monotonic() >= deadline:  # one deleted since it was named is not waited for
-                        break
-                    await asyncio.sleep(0.1)
-                    continue
-                if is_durable(info):
-                    positions[name] = consumer_position(info)
-                break
+            ask = functools.partial(self.request, f"CONSUMER.INFO.{stream}.{name}", timeout=LEADER_POLL_TIMEOUT)
+            try:
+                info = await retry(ask, deadline, 0.1, retry_on=_leaderless, overrun=True)
+            except NatsOpsError:
+                continue  # deleted since it was named, or still without a leader at the deadline
+            if is_durable(info):
+                positions[name] = consumer_position(info)
         return positions
 
     async def delete_stream(self, stream: str) -> None:
         await self.request(f"STREAM.DELETE.{stream}")
+
+
+def _leaderless(exc: Exception) -> bool:
+    """Mostly no answer: the consumer has no leader yet. One deleted since it was named is not waited for."""
+    deleted = isinstance(exc, JetStreamApiError) and exc.err_code == CONSUMER_NOT_FOUND
+    return isinstance(exc, NatsOpsError) and not deleted
 
 
 def is_durable(info: dict[str, Any]) -> bool:

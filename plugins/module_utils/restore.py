@@ -15,6 +15,7 @@ import copy
 import json
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -52,6 +53,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
     cap_at_origins,
     source_positions,
 )
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, poll, retry
 
 DEFAULT_RESTORE_CHUNK = 1024 * 1024
 MIN_RESTORE_CHUNK = 1024
@@ -492,15 +494,16 @@ async def _observed_state(
         "first_seq": int(state.get("first_seq") or 0),
         "last_seq": int(state.get("last_seq") or 0),
     }
-    deadline = time.monotonic() + api.timeout
-    while True:
+    deadline = Deadline.after(api.timeout)
+
+    async def observe() -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         positions = await api.led_consumer_positions(stream, deadline)
         observed["consumers"] = sorted(positions)
         if "consumer_progress" in expected:
             observed["consumer_progress"] = consumer_progress(positions)
-        if not compare(expected, observed) or time.monotonic() >= deadline:
-            return observed, positions
-        await asyncio.sleep(0.2)
+        return observed, positions
+
+    return await poll(observe, deadline, 0.2, until=lambda seen: not compare(expected, seen[0]), overrun=True)
 
 
 async def _send_data(
@@ -520,7 +523,7 @@ async def _send_data(
         with open(item.data_path, "rb") as handle:
             first = handle.read(chunk_size)
             if first:
-                await _send_chunk(client, item.name, deliver_subject, first, options.chunk_timeout, retry=True)
+                await _send_chunk(client, item.name, deliver_subject, first, options.chunk_timeout, first=True)
             while chunk := handle.read(chunk_size):
                 if len(in_flight) >= options.in_flight:
                     await in_flight.popleft()
@@ -542,27 +545,29 @@ async def _send_data(
 
 
 async def _send_chunk(
-    client: Any, stream: str, subject: str, chunk: bytes, timeout: float, retry: bool = False
+    client: Any, stream: str, subject: str, chunk: bytes, timeout: float, first: bool = False
 ) -> None:
     """Send one chunk and check the server's answer.
 
     "No responders" means the chunk was not delivered. Right after the restore starts, the new stream
     leader's subscription may not yet be known to the server this client is connected to, so the first
-    chunk (``retry``) is sent again for a short while. Later, it means the server gave up on the restore.
+    chunk (``first``) is sent again for a short while. Later, it means the server gave up on the restore.
     """
-    deadline = time.monotonic() + (NO_RESPONDERS_GRACE if retry else 0.0)
-    while True:
-        try:
-            reply = await client.request(subject, chunk, timeout=timeout)
-            break
-        except NoRespondersError:
-            if time.monotonic() >= deadline:
-                raise NatsOpsError(f"restore of {stream} failed: the server stopped accepting data") from None
-            await asyncio.sleep(0.05)
-        except Exception as exc:
-            raise NatsOpsError(f"restore of {stream} failed while sending data: {_describe(exc, timeout)}") from None
+    grace = Deadline.after(NO_RESPONDERS_GRACE if first else 0.0)
+    try:
+        reply = await retry(
+            lambda: client.request(subject, chunk, timeout=timeout), grace, 0.05, retry_on=_no_responders, overrun=True
+        )
+    except NoRespondersError:
+        raise NatsOpsError(f"restore of {stream} failed: the server stopped accepting data") from None
+    except Exception as exc:
+        raise NatsOpsError(f"restore of {stream} failed while sending data: {_describe(exc, timeout)}") from None
     if reply.data:
         _parse_reply(stream, reply.data, final=False)
+
+
+def _no_responders(exc: Exception) -> bool:
+    return isinstance(exc, NoRespondersError)
 
 
 async def _wait_for_replicas(api: JetStreamApi, stream: str, replicas: int, timeout: float) -> list[str]:
@@ -578,26 +583,54 @@ async def _wait_for_replicas(api: JetStreamApi, stream: str, replicas: int, time
     if replicas <= 1:
         return []
     started = time.monotonic()
-    deadline = started + timeout
-    in_a_row = 0
-    interval = REPLICA_POLL_FIRST
-    while True:
-        state = await _replica_state(api, stream, time.monotonic() - started)
-        if state is not None and state.safe(replicas):
-            in_a_row += 1
-            if in_a_row >= 2:  # "current" can show a moment before the last messages are stored
-                return state.absent
-            interval = REPLICA_CONFIRM_AFTER  # the confirming read comes a while after the first
+    caught_up = _CaughtUp(replicas)
+    state = await poll(
+        lambda: _replica_state(api, stream, time.monotonic() - started),
+        Deadline(started + timeout),
+        caught_up,
+        until=caught_up,
+        overrun=True,
+    )
+    if state is None or not caught_up.confirmed:
+        raise NatsOpsError(
+            f"restore of {stream} failed: its other replica(s) did not catch up with its leader within "
+            f"{timeout:.0f}s, and a leader lost before they do takes the data with it. Check the cluster "
+            "(natsops.jetstream.cluster_info), then run the restore again"
+        )
+    return state.absent
+
+
+class _CaughtUp:
+    """Whether a restored stream's replicas have caught up, read after read; and the pause before the next read.
+
+    Caught up takes two safe reads in a row ("current" can show a moment before the last messages are
+    stored), the confirming one REPLICA_CONFIRM_AFTER after the first. Between unsafe reads the pauses double,
+    up to REPLICA_POLL_MAX. Both poll's ``until`` and its pauses: poll draws a pause after judging a read.
+    """
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+        self.in_a_row = 0
+        self.pause = REPLICA_POLL_FIRST
+
+    @property
+    def confirmed(self) -> bool:
+        return self.in_a_row >= 2
+
+    def __call__(self, state: ReplicaState | None) -> bool:
+        if state is not None and state.safe(self.replicas):
+            self.in_a_row += 1
+            self.pause = REPLICA_CONFIRM_AFTER
         else:
-            in_a_row = 0
-            interval = min(interval * 2, REPLICA_POLL_MAX)
-        if time.monotonic() > deadline:
-            raise NatsOpsError(
-                f"restore of {stream} failed: its other replica(s) did not catch up with its leader within "
-                f"{timeout:.0f}s, and a leader lost before they do takes the data with it. Check the cluster "
-                "(natsops.jetstream.cluster_info), then run the restore again"
-            )
-        await asyncio.sleep(interval)
+            self.in_a_row = 0
+            self.pause = min(self.pause * 2, REPLICA_POLL_MAX)
+        return self.confirmed
+
+    def __iter__(self) -> Iterator[float]:
+        return self
+
+    def __next__(self) -> float:
+        return self.pause
 
 
 @dataclass
@@ -703,19 +736,20 @@ async def remove_created_stream(api: JetStreamApi, stream: str) -> str | None:
 
 async def _delete_created(api: JetStreamApi, stream: str) -> str | None:
     """Delete the stream, retrying while the cluster settles; None on success, else the last problem."""
-    deadline = time.monotonic() + max(api.timeout, CLEANUP_WINDOW)
-    problem = "no answer"
-    while time.monotonic() < deadline:
+
+    async def delete() -> None:
         try:
             await api.delete_stream(stream)
-            return None
         except JetStreamApiError as exc:
-            if exc.err_code == STREAM_NOT_FOUND:
-                return None
-            problem = exc.msg
-        except NatsOpsError as exc:
-            problem = exc.msg
-            if api.client.is_closed:
-                break
-        await asyncio.sleep(0.5)
-    return problem
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+
+    def settling(exc: Exception) -> bool:
+        # The server's refusals may pass as the cluster settles; a closed client never answers again.
+        return isinstance(exc, JetStreamApiError) or (isinstance(exc, NatsOpsError) and not api.client.is_closed)
+
+    try:
+        await retry(delete, Deadline.after(max(api.timeout, CLEANUP_WINDOW)), 0.5, retry_on=settling)
+    except NatsOpsError as exc:
+        return exc.msg
+    return None

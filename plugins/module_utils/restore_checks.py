@@ -11,8 +11,6 @@ from what is known (another domain, a server that does not advertise its cluster
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +23,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.restore import RestoreAction
 from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import MEMORY_SNAPSHOTS
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, poll
 
 MIB = 1024 * 1024
 SERVERS_UP_SETTLE = 2.0  # seconds a count of servers too small for the replicas asked is read again
@@ -65,10 +64,15 @@ async def settle_servers_up(client: Any, target: Target, wanted: int) -> None:
     A server learns its peers' client URLs as its routes form and tells its clients in a new INFO; a
     count read just then can be one short (seen in CI on a cluster started a second before).
     """
-    deadline = time.monotonic() + SERVERS_UP_SETTLE
-    while target.cluster and 0 < target.servers_up < wanted and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        target.servers_up = servers_up(client)
+    if not target.cluster:
+        return
+
+    async def count() -> int:
+        return servers_up(client)
+
+    target.servers_up = await poll(
+        count, Deadline.after(SERVERS_UP_SETTLE), 0.1, until=lambda up: not 0 < up < wanted, overrun=True
+    )
 
 
 @dataclass

@@ -11,7 +11,7 @@ outcome names the streams restored, incomplete and never started, so that a reru
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.safety import (
     take_safety_backup,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.sources import dependencies
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, retry
 
 
 @dataclass
@@ -214,7 +215,7 @@ class RestoreRun:
 
     async def _put_back(self, item: StreamBackup, safety: StreamBackup, failure: NatsOpsError) -> NatsOpsError:
         """Restore the old stream from its safety backup after a failed replace; say how it ended."""
-        failed_at = time.monotonic()
+        failed_restore_ends = Deadline.after(FAILED_RESTORE_LINGERS)  # waited out by a put-back in a cluster
         name, where = item.name, safety.directory
         lost = isinstance(failure, ConnectionLost)
         connection, api = (self.connection, self.api) if not self.connection.lost else await self._fresh_api()
@@ -231,7 +232,7 @@ class RestoreRun:
             if problem:
                 raise NatsOpsError(problem)
             if server_info(connection.client).get("cluster"):
-                await asyncio.sleep(max(0.0, failed_at + FAILED_RESTORE_LINGERS - time.monotonic()))
+                await asyncio.sleep(failed_restore_ends.remaining())
             fewer = await self._restore_safety_backup(connection, api, safety)
         except NatsOpsError as exc:
             return ReplaceFailed(
@@ -268,7 +269,7 @@ class RestoreRun:
         its own (a server died in the replace). Returns (wanted, given) replicas when fewer were given."""
         wanted = int(safety.backup["config"].get("num_replicas") or 1)
         options = RestoreOptions(chunk_timeout=self.options.chunk_timeout, request_timeout=PUT_BACK_REQUEST_TIMEOUT)
-        deadline = time.monotonic() + PUT_BACK_WINDOW
+        deadline = Deadline.after(PUT_BACK_WINDOW)
         unanswered = 0
         while True:
             await _meta_leader_answers(api, deadline)  # a request sent mid-election waits out its timeout
@@ -286,10 +287,10 @@ class RestoreRun:
                 if exc.err_code in STREAM_NAME_IN_USE and await self._ours_or_gone(api, safety.name):
                     # What the failed restore left holds the name (a cluster keeps it reserved): remove it.
                     await remove_created_stream(api, safety.name)
-                elif exc.err_code not in PUT_BACK_RETRIES or time.monotonic() > deadline:
+                elif exc.err_code not in PUT_BACK_RETRIES or deadline.expired():
                     raise
             except NatsOpsError:
-                if time.monotonic() > deadline:  # no answer: mostly an election after a server died
+                if deadline.expired():  # no answer: mostly an election after a server died
                     raise
                 unanswered += 1
                 up = servers_up(connection.client)
@@ -315,20 +316,18 @@ class RestoreRun:
         if not self._fresh_tried:
             self._fresh_tried = True
             options = with_advertised_servers(self.connection.options, self.connection.client)
-            deadline = time.monotonic() + FRESH_CONNECT_WINDOW
-            while self._fresh is None:
+
+            async def connect() -> Connection:
                 fresh = Connection(options)
-                try:
-                    await fresh.open()
-                    self._fresh = fresh
-                except ConnectFailed as exc:
-                    self._fresh_problem = exc.msg
-                    if not exc.unreachable or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.5)  # the survivors may be busy electing, or resetting connections
-                except NatsOpsError as exc:
-                    self._fresh_problem = exc.msg
-                    break
+                await fresh.open()
+                return fresh
+
+            try:
+                self._fresh = await retry(
+                    connect, Deadline.after(FRESH_CONNECT_WINDOW), 0.5, retry_on=_unreachable, overrun=True
+                )
+            except NatsOpsError as exc:
+                self._fresh_problem = exc.msg
         if self._fresh is None or self._fresh.lost:
             return None, None
         return self._fresh, self.api.using(self._fresh.client)
@@ -355,14 +354,21 @@ class RestoreRun:
         )
 
 
-async def _meta_leader_answers(api: JetStreamApi, deadline: float) -> None:
+def _unreachable(exc: Exception) -> bool:
+    """No server could be reached: the survivors may be busy electing, or resetting connections."""
+    return isinstance(exc, ConnectFailed) and exc.unreachable
+
+
+async def _meta_leader_answers(api: JetStreamApi, deadline: Deadline) -> None:
     """Until the meta leader answers (only it answers account info in a cluster), or the deadline."""
-    while time.monotonic() < deadline:
-        try:
-            await api.request("INFO", timeout=2.0)
-            return
-        except NatsOpsError:
-            await asyncio.sleep(0.5)
+    if deadline.expired():
+        return
+    with contextlib.suppress(NatsOpsError):  # unanswered until the deadline: the request after this says why
+        await retry(lambda: api.request("INFO", timeout=2.0), deadline, 0.5, retry_on=_no_answer_yet)
+
+
+def _no_answer_yet(exc: Exception) -> bool:
+    return isinstance(exc, NatsOpsError)
 
 
 def describe_loss(outcome: RunOutcome) -> str:

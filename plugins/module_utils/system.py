@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import describe_client_error
+from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline
 
 # After the first answer, stop gathering once no other server has answered for this long.
 GATHER_SETTLE = 0.5
@@ -76,8 +76,8 @@ async def _gather_messages(
     try:
         await client.publish(subject, payload, reply=inbox)
         await client.flush(timeout)
-        deadline = time.monotonic() + timeout
-        while (expected is None or len(messages) < expected) and (left := deadline - time.monotonic()) > 0:
+        deadline = Deadline.after(timeout)
+        while (expected is None or len(messages) < expected) and (left := deadline.remaining()) > 0:
             try:
                 settle = messages and not (every and expected)
                 message = await subscription.next_msg(timeout=min(left, GATHER_SETTLE) if settle else left)
