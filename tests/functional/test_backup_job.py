@@ -1,0 +1,229 @@
+"""The backup host's scheduled job (natsops-backup run / verify) against a real nats-server and a real restic
+repository (Debian's restic): snapshots, retention, metrics, verification with a restore drill, and failures
+that leave no snapshot behind."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SKIPPED,
+    JobConfig,
+    run_job,
+    verify_job,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.restic import Repository
+from support.modules import run_module
+from support.servers import APP_PASSWORD, APP_USER
+from support.streams import SyncJs
+
+REPOSITORY_PASSWORD = "correct horse battery staple"
+
+
+def make_stream(server: Any, name: str, count: int = 200) -> dict[str, Any]:
+    client = SyncJs(list(server.urls), APP_USER, APP_PASSWORD)
+    client.create_stream(name)
+    client.publish(f"{name}.a", count, size=300, with_headers_every=4)
+    client.create_durable(name, "WORKER")
+    client.consume_and_ack(name, "WORKER", fetch=min(50, count), ack=min(40, count))
+    return client.snapshot_of(name)
+
+
+def job_config(tmp_path: Path, server: Any, streams: list[str], **extra: Any) -> Path:
+    password_file = tmp_path / "repository.password"
+    if not password_file.exists():
+        password_file.write_text(REPOSITORY_PASSWORD + "\n")
+    data = {
+        "accounts": {"APP": {"servers": list(server.urls), "user": APP_USER, "password": APP_PASSWORD}},
+        "streams": streams,
+        "repository": {"url": str(tmp_path / "repository"), "password_file": str(password_file), "host": "test"},
+        "state_dir": str(tmp_path / "state"),
+        "spool_dir": str(tmp_path / "spool"),
+        "metrics_file": str(tmp_path / "textfile" / "natsops_backup.prom"),
+        "retention": {"last": 2},
+        "verify": {"read_data_subset": "100%", "nats_server": str(Path(sys.executable).parent / "nats-server")},
+        **extra,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def repository(config_path: Path) -> Repository:
+    return JobConfig.load(config_path).repository_handle()
+
+
+def metrics(tmp_path: Path) -> dict[str, str]:
+    samples = {}
+    for line in (tmp_path / "textfile" / "natsops_backup.prom").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = value
+    return samples
+
+
+class Lines(list):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+@pytest.fixture
+def initialised(tmp_path: Path, nats_standalone: Any, unique_name: Any) -> tuple[Path, list[str]]:
+    names = [unique_name("JOBA"), unique_name("JOBB")]
+    for name in names:
+        make_stream(nats_standalone, name)
+    config = job_config(tmp_path, nats_standalone, names)
+    repository(config).init()
+    return config, names
+
+
+def test_runs_store_snapshots_keep_the_policy_and_publish_metrics(initialised, tmp_path, nats_standalone):
+    config, names = initialised
+    for _ in range(3):
+        lines = Lines()
+        assert run_job(JobConfig.load(config), lines) == EXIT_OK, lines
+    kept = repository(config).snapshots("APP")
+    assert len(kept) == 2, "retention keeps the last 2"
+    assert all({"natsops", "account:APP"} <= set(snapshot.tags) and snapshot.set_stamp for snapshot in kept)
+    assert any(f"stream {names[0]} backed up" in line and "MB/s" in line for line in lines), lines
+    assert not list((tmp_path / "spool").glob("*/*")), "the spool copy goes once it is in the repository"
+    shown = metrics(tmp_path)
+    assert shown['natsops_backup_last_attempt_success{reason="none"}'] == "1"
+    assert shown["natsops_backup_repository_up"] == "1"
+    assert shown["natsops_backup_streams"] == "2"
+    assert shown['natsops_backup_account_snapshots{account="APP"}'] == "2"
+    assert float(shown["natsops_backup_last_success_timestamp_seconds"]) > 0
+    assert int(shown["natsops_backup_repository_size_bytes"]) > 0
+    logged = "\n".join(lines)
+    assert REPOSITORY_PASSWORD not in logged and APP_PASSWORD not in logged
+
+
+def test_the_latest_snapshot_is_what_a_restore_takes_out(initialised, tmp_path, nats_standalone, fresh_standalone):
+    config, names = initialised
+    client = SyncJs(list(nats_standalone.urls), APP_USER, APP_PASSWORD)
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    expected = {name: client.snapshot_of(name) for name in names}
+    store = repository(config)
+    extracted = tmp_path / "restored"
+    store.restore(store.find("APP"), extracted)
+    assert sorted(path.name for path in extracted.iterdir()) == sorted(names)
+    assert all(
+        (extracted / name / "backup.json").exists() and (extracted / name / "stream.tar.s2").exists() for name in names
+    )
+    run_module(
+        "stream_restore",
+        {"servers": list(fresh_standalone.urls), "user": APP_USER, "password": APP_PASSWORD, "path": str(extracted)},
+    )
+    restored = SyncJs(list(fresh_standalone.urls), APP_USER, APP_PASSWORD)
+    assert {name: restored.snapshot_of(name) for name in names} == expected
+
+
+def test_verification_checks_the_repository_and_drills_a_restore(initialised, tmp_path):
+    config, _names = initialised
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    lines = Lines()
+    assert verify_job(JobConfig.load(config), lines) == EXIT_OK, lines
+    assert any("restored and compared" in line for line in lines), lines
+    shown = metrics(tmp_path)
+    assert shown['natsops_backup_verify_last_success{reason="none"}'] == "1"
+    assert float(shown["natsops_backup_verify_last_success_timestamp_seconds"]) > 0
+
+
+def test_a_damaged_repository_fails_verification(initialised, tmp_path):
+    config, _names = initialised
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    pack = max(
+        (tmp_path / "repository" / "data").rglob("*"), key=lambda path: path.stat().st_size if path.is_file() else 0
+    )
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.chmod(0o600)
+    pack.write_bytes(bytes(data))
+    lines = Lines()
+    assert verify_job(JobConfig.load(config), lines) == EXIT_FAILED
+    assert metrics(tmp_path)['natsops_backup_verify_last_success{reason="failed"}'] == "0"
+
+
+def test_a_wrong_password_fails_the_run_and_stores_nothing(initialised, tmp_path):
+    config, _names = initialised
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    before = repository(config).snapshots()
+    good = (tmp_path / "repository.password").read_text()
+    (tmp_path / "repository.password").write_text("not the password\n")
+    lines = Lines()
+    assert run_job(JobConfig.load(config), lines) == EXIT_FAILED
+    assert any("password" in line for line in lines), lines
+    shown = metrics(tmp_path)
+    assert shown['natsops_backup_last_attempt_success{reason="wrong_password"}'] == "0"
+    assert shown["natsops_backup_repository_up"] == "0"
+    assert float(shown["natsops_backup_last_success_timestamp_seconds"]) > 0, "the last success is remembered"
+    (tmp_path / "repository.password").write_text(good)
+    assert repository(config).snapshots() == before
+
+
+def test_an_unreachable_repository_fails_the_run_and_says_so(tmp_path, nats_standalone, unique_name, free_port):
+    name = unique_name("JOBU")
+    make_stream(nats_standalone, name, count=10)
+    config = job_config(
+        tmp_path,
+        nats_standalone,
+        [name],
+        repository={
+            "url": "sftp:backup@127.0.0.1:/srv/repository",
+            "password_file": str(tmp_path / "pw"),
+            "sftp_command": f"ssh -p {free_port} -o BatchMode=yes -o ConnectTimeout=3 backup@127.0.0.1 -s sftp",
+        },
+    )
+    (tmp_path / "pw").write_text("x\n")
+    lines = Lines()
+    assert run_job(JobConfig.load(config), lines) == EXIT_FAILED
+    assert metrics(tmp_path)['natsops_backup_last_attempt_success{reason="repository_unreachable"}'] == "0"
+    assert not list((tmp_path / "spool").glob("*/*"))
+
+
+def test_an_upload_cut_short_is_not_a_snapshot(tmp_path, nats_standalone, unique_name):
+    name = unique_name("JOBBIG")
+    client = SyncJs(list(nats_standalone.urls), APP_USER, APP_PASSWORD)
+    client.create_stream(name)
+    client.publish(f"{name}.a", 3000, size=32 * 1024)  # about 100 MB of random payloads: restic takes a while
+    restic = tmp_path / "cut-restic"
+    # restic, killed as soon as its first pack of data is in the repository (as a host losing power mid-upload)
+    restic.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" != backup ]; then exec restic "$@"; fi\n'
+        f"touch {tmp_path}/started\n"
+        'restic "$@" & pid=$!\n'
+        f'until [ -n "$(find {tmp_path}/repository/data -type f -newer {tmp_path}/started)" ]; do sleep 0.02; done\n'
+        "kill -9 $pid\nexit 1\n"
+    )
+    restic.chmod(0o700)
+    config = job_config(tmp_path, nats_standalone, [name])
+    data = json.loads(config.read_text())
+    data["repository"]["restic"] = str(restic)
+    config.write_text(json.dumps(data))
+    repository(config).init()
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_FAILED
+    assert repository(config).snapshots() == [], "no snapshot from an upload that did not finish"
+    assert metrics(tmp_path)['natsops_backup_last_attempt_success{reason="failed"}'] == "0"
+
+
+def test_a_second_run_skips_while_one_holds_the_lock_and_says_so(initialised, tmp_path):
+    config, _names = initialised
+    lock = tmp_path / "state" / "run.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write("a backup run (pid 1, started then)")
+        handle.flush()
+        lines = Lines()
+        assert run_job(JobConfig.load(config), lines) == EXIT_SKIPPED
+    assert any("skipped" in line and "a backup run (pid 1" in line for line in lines), lines
+    assert float(metrics(tmp_path)["natsops_backup_last_skipped_timestamp_seconds"]) > 0
+    assert repository(config).snapshots() == []
