@@ -1,7 +1,9 @@
 # Copyright (c) natsops.jetstream contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The scheduled backup and its verification, as the backup host's systemd units run them (no controller, no
-Ansible in the loop): ``natsops-backup run`` and ``natsops-backup verify`` with the role's JSON config.
+Ansible in the loop): ``natsops-backup run|verify|init --config FILE`` with the role's JSON config.
+
+init:   create the repository unless it exists (exit 2 when it did: nothing changed).
 
 run:    for each account, back its streams up into a spool directory (the collection's own backup code), then
         store that directory as one restic snapshot tagged with the account and the set's time, apply the
@@ -439,10 +441,34 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise NatsOpsError("the scratch nats-server for the drill did not start within 20s", reason="drill_failed")
 
 
+# -- set-up -----------------------------------------------------------------------------------------------------
+EXIT_INITIALISED = 0
+EXIT_ALREADY = 2  # for the role's changed_when: nothing was done
+
+
+def init_job(config: JobConfig, log: Log = log_line) -> int:
+    """Create the repository unless one opens there with the password (a wrong password is an error, never a
+    reason to make another repository)."""
+    repository = config.repository_handle()
+    try:
+        if repository.exists():
+            log(f"repository {describe_repository(config.repository.url)} exists and opens with the password")
+            return EXIT_ALREADY
+        repository.init()
+    except ResticError as exc:
+        log(f"error: {exc.msg}")
+        return EXIT_FAILED
+    log(f"repository {describe_repository(config.repository.url)} initialised")
+    return EXIT_INITIALISED
+
+
 # -- entry point ------------------------------------------------------------------------------------------------
+COMMANDS = {"run": run_job, "verify": verify_job, "init": init_job}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="natsops-backup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "verify"])
+    parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--config", required=True, type=Path, help="the JSON settings the backup_host role writes")
     arguments = parser.parse_args(argv)
     try:
@@ -451,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         log_line(f"error: {exc.msg}")
         return EXIT_FAILED
     os.umask(0o077)  # spool, state and scratch files are for this host's backup user only
-    return run_job(config) if arguments.command == "run" else verify_job(config)
+    return COMMANDS[arguments.command](config)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job impor
     EXIT_OK,
     EXIT_SKIPPED,
     JobConfig,
+    main,
     run_job,
     verify_job,
 )
@@ -227,3 +228,12 @@ def test_a_second_run_skips_while_one_holds_the_lock_and_says_so(initialised, tm
     assert any("skipped" in line and "a backup run (pid 1" in line for line in lines), lines
     assert float(metrics(tmp_path)["natsops_backup_last_skipped_timestamp_seconds"]) > 0
     assert repository(config).snapshots() == []
+
+
+def test_init_creates_the_repository_once_and_never_over_a_wrong_password(tmp_path, nats_standalone, capsys):
+    config = job_config(tmp_path, nats_standalone, ["all"])
+    assert main(["init", "--config", str(config)]) == 0
+    assert main(["init", "--config", str(config)]) == 2, "exists: nothing changed"
+    (tmp_path / "repository.password").write_text("another password\n")
+    assert main(["init", "--config", str(config)]) == EXIT_FAILED
+    assert "password" in capsys.readouterr().out
