@@ -21,7 +21,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job impor
     verify_job,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.restic import Repository
-from support.modules import run_module
+from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER
 from support.streams import SyncJs
 
@@ -237,3 +237,45 @@ def test_init_creates_the_repository_once_and_never_over_a_wrong_password(tmp_pa
     (tmp_path / "repository.password").write_text("another password\n")
     assert main(["init", "--config", str(config)]) == EXIT_FAILED
     assert "password" in capsys.readouterr().out
+
+
+def repository_args(tmp_path: Path, **args: Any) -> dict[str, Any]:
+    return {"repository": str(tmp_path / "repository"), "password": REPOSITORY_PASSWORD, **args}
+
+
+def test_the_module_lists_and_fetches_a_set_checked_and_idempotent(initialised, tmp_path, fresh_standalone):
+    config, names = initialised
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    listed = run_module("backup_repository", repository_args(tmp_path, account="APP"))
+    assert [item["account"] for item in listed["snapshots"]] == ["APP", "APP"]
+    first = listed["snapshots"][0]
+    dest = tmp_path / "fetched"
+    args = repository_args(tmp_path, account="APP", state="fetched", dest=str(dest), snapshot=first["set"])
+    planned = run_module("backup_repository", args, check_mode=True)
+    assert planned["changed"] and planned["snapshot"]["id"] == first["id"] and not dest.exists()
+    taken = run_module("backup_repository", args)
+    assert taken["changed"] and sorted(taken["streams"]) == sorted(names)
+    assert run_module("backup_repository", args)["changed"] is False, "the same snapshot is already there"
+    latest = repository_args(tmp_path, account="APP", state="fetched", dest=str(dest))
+    with pytest.raises(ModuleFailed) as refused:
+        run_module("backup_repository", latest)
+    assert refused.value.result["reason"] == "target_exists"
+    restored = run_module(
+        "stream_restore",
+        {"servers": list(fresh_standalone.urls), "user": APP_USER, "password": APP_PASSWORD, "path": taken["path"]},
+    )
+    assert sorted(entry["stream"] for entry in restored["restored"]) == sorted(names)
+
+
+def test_the_module_says_why_it_cannot_open_the_repository(initialised, tmp_path):
+    _config, _names = initialised
+    with pytest.raises(ModuleFailed) as wrong:
+        run_module("backup_repository", repository_args(tmp_path, password="not it"))
+    assert wrong.value.result["reason"] == "wrong_password"
+    assert "not it" not in json.dumps(wrong.value.result)
+    with pytest.raises(ModuleFailed) as missing:
+        run_module(
+            "backup_repository", repository_args(tmp_path, account="APP", state="fetched", dest=str(tmp_path / "x"))
+        )
+    assert missing.value.result["reason"] == "no_snapshot"
