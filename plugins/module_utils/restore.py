@@ -304,12 +304,45 @@ async def restore_stream(
     try:
         return await _restore_attempt(connection, api, item, options, action, owner, delete_first=True)
     except _DataRejected as first:
-        try:
-            entry = await _restore_attempt(connection, api, item, options, action, owner, delete_first=False)
-        except _DataRejected as second:
-            raise second.error from None
-        entry["retried_after"] = first.error.description
-        return entry
+        rejected = first.error
+    entry = await _last_attempt(connection, api, item, options, action, owner)
+    entry["retried_after"] = rejected.description
+    return entry
+
+
+async def _last_attempt(
+    connection: Connection,
+    api: JetStreamApi,
+    item: StreamBackup,
+    options: RestoreOptions,
+    action: RestoreAction,
+    owner: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The attempt after rejected data: a second rejection is the server's answer, raised as it gave it."""
+    try:
+        return await _restore_attempt(connection, api, item, options, action, owner, delete_first=False)
+    except _DataRejected as second:
+        raise second.error from None
+
+
+@dataclass
+class _Progress:
+    """How far one restore attempt got: what a failure must undo, and how the failure is told."""
+
+    created: bool = False  # the stream may exist: a failure deletes it
+    sending: bool = False  # the data was on its way: a rejection of it is tried once more (restore_stream)
+
+
+@dataclass
+class _Restored:
+    """What one restore attempt found on its way, for its report."""
+
+    actual: dict[str, Any]
+    positions: dict[str, dict[str, int]]
+    paused: dict[str, str]
+    absent: list[str] = field(default_factory=list)
+    bucket: dict[str, Any] | None = None
+    sources: list[SourcePosition] = field(default_factory=list)
 
 
 async def _restore_attempt(
@@ -327,61 +360,107 @@ async def _restore_attempt(
     if action is RestoreAction.REDO and delete_first:
         await api.delete_stream(item.name)
     config = restore_config(item, options, owner)
-    created = sending = False
+    progress = _Progress()
     try:
-        try:
-            reply = await api.request(
-                f"STREAM.RESTORE.{item.name}",
-                {"config": creation_config(config, options), "state": item.backup["state"]},
-                timeout=options.request_timeout or max(api.timeout, 30.0),
-            )
-        except JetStreamApiError as exc:
-            if exc.err_code in STREAM_NAME_IN_USE:
-                raise  # someone else's stream: never ours to delete
-            created = True  # the server may have created it before failing
-            raise
-        except NatsOpsError:
-            created = True  # a timeout does not tell whether the stream was created
-            raise
-        created = True
-        if not reply.get("deliver_subject"):
-            raise NatsOpsError(f"restore of {item.name} failed: the server's answer to the restore request names no "
-                               f"subject to send the data to ({json.dumps(reply)[:300]})")  # fmt: skip
-        sending = True
-        final = await _send_data(connection, api, item, reply["deliver_subject"], options)
-        sending = False
-        expected = expected_state(item)
-        actual, positions = await _observed_state(api, item.name, final, expected)
-        # Paused as soon as the consumers have leaders (a pause needs one): from here on, nothing is delivered.
-        paused = await _paused_consumers(api, item.name, positions, options.pause_until)
-        mismatches = compare(expected, actual)
-        if mismatches:
-            raise NatsOpsError(
-                f"restore of {item.name} does not match its backup ({'; '.join(mismatches)}); "
-                "the restored stream was deleted",
-                expected=expected,
-                actual=actual,
-            )
-        replicas = int(config.get("num_replicas") or 1)
-        absent = await _wait_for_replicas(api, item.name, replicas, finish_timeout_for(item, options))
-        bucket = await _verified_bucket(api, item, config, options)
-        sources = await _resumed_sources(api, item.name, config, actual["last_seq"])
-        await api.request(f"STREAM.UPDATE.{item.name}", finished_config(final.get("config") or config, config, sources))
+        restored = await _restore_and_verify(connection, api, item, config, options, progress)
     except NatsOpsError as exc:
-        if connection.lost:
-            raise ConnectionLost(item.name, created) from None
-        if created:
-            leftover = await remove_created_stream(api, item.name)
-            if leftover:
-                raise NatsOpsError(f"{exc.msg}; {leftover}", **exc.details) from None
-        if sending and isinstance(exc, JetStreamApiError) and exc.err_code == RESTORE_DATA_REJECTED:
-            raise _DataRejected(exc) from None
-        raise
+        failure = await _undo(connection, api, item.name, progress, exc)
+        if failure is exc:
+            raise
+        raise failure from None
     except BaseException:
-        if created and not connection.lost:
+        if progress.created and not connection.lost:
             await remove_created_stream(api, item.name)
         raise
-    duration = time.monotonic() - started
+    return _report(item, action, config, restored, time.monotonic() - started)
+
+
+async def _restore_and_verify(
+    connection: Connection,
+    api: JetStreamApi,
+    item: StreamBackup,
+    config: dict[str, Any],
+    options: RestoreOptions,
+    progress: _Progress,
+) -> _Restored:
+    """Make the stream from the backup, check it against the backup, and give it its final config."""
+    deliver_subject = await _start_restore(api, item, config, options, progress)
+    progress.sending = True
+    final = await _send_data(connection, api, item, deliver_subject, options)
+    progress.sending = False
+    restored = await _checked_state(api, item, final, options)
+    restored.absent = await _wait_for_replicas(api, item.name, _replicas(config), finish_timeout_for(item, options))
+    restored.bucket = await _verified_bucket(api, item, config, options)
+    restored.sources = await _resumed_sources(api, item.name, config, restored.actual["last_seq"])
+    await api.request(
+        f"STREAM.UPDATE.{item.name}", finished_config(final.get("config") or config, config, restored.sources)
+    )
+    return restored
+
+
+async def _start_restore(
+    api: JetStreamApi, item: StreamBackup, config: dict[str, Any], options: RestoreOptions, progress: _Progress
+) -> str:
+    """Ask for the restore; the subject to send the data to."""
+    try:
+        reply = await api.request(
+            f"STREAM.RESTORE.{item.name}",
+            {"config": creation_config(config, options), "state": item.backup["state"]},
+            timeout=options.request_timeout or max(api.timeout, 30.0),
+        )
+    except NatsOpsError as exc:
+        # The server may have created it before failing, and a timeout does not tell; but a name in use is
+        # someone else's stream, never ours to delete.
+        progress.created = not (isinstance(exc, JetStreamApiError) and exc.err_code in STREAM_NAME_IN_USE)
+        raise
+    progress.created = True
+    if not reply.get("deliver_subject"):
+        raise NatsOpsError(f"restore of {item.name} failed: the server's answer to the restore request names no "
+                           f"subject to send the data to ({json.dumps(reply)[:300]})")  # fmt: skip
+    return reply["deliver_subject"]
+
+
+async def _checked_state(
+    api: JetStreamApi, item: StreamBackup, final: dict[str, Any], options: RestoreOptions
+) -> _Restored:
+    """The restored stream's state and consumers, which must match the backup's."""
+    expected = expected_state(item)
+    actual, positions = await _observed_state(api, item.name, final, expected)
+    # Paused as soon as the consumers have leaders (a pause needs one): from here on, nothing is delivered.
+    paused = await _paused_consumers(api, item.name, positions, options.pause_until)
+    mismatches = compare(expected, actual)
+    if mismatches:
+        raise NatsOpsError(
+            f"restore of {item.name} does not match its backup ({'; '.join(mismatches)}); "
+            "the restored stream was deleted",
+            expected=expected,
+            actual=actual,
+        )
+    return _Restored(actual, positions, paused)
+
+
+async def _undo(
+    connection: Connection, api: JetStreamApi, stream: str, progress: _Progress, exc: NatsOpsError
+) -> Exception:
+    """Delete what a failed attempt created; the failure to raise."""
+    if connection.lost:
+        return ConnectionLost(stream, progress.created)  # left to the run's one clean-up pass
+    if progress.created:
+        leftover = await remove_created_stream(api, stream)
+        if leftover:
+            return NatsOpsError(f"{exc.msg}; {leftover}", **exc.details)
+    if progress.sending and isinstance(exc, JetStreamApiError) and exc.err_code == RESTORE_DATA_REJECTED:
+        return _DataRejected(exc)
+    return exc
+
+
+def _replicas(config: dict[str, Any]) -> int:
+    return int(config.get("num_replicas") or 1)
+
+
+def _report(
+    item: StreamBackup, action: RestoreAction, config: dict[str, Any], restored: _Restored, duration: float
+) -> dict[str, Any]:
     size = item.data_path.stat().st_size
     return {
         "stream": item.name,
@@ -391,15 +470,15 @@ async def _restore_attempt(
         "bytes": size,
         "duration": round(duration, 3),
         "throughput_mib_s": round(size / MIB / duration, 2) if duration > 0 else 0.0,
-        "replicas": replicas,
+        "replicas": _replicas(config),
         "placement": config.get("placement"),
-        "verification": {"expected": expected_state(item), "actual": actual, "match": True},
+        "verification": {"expected": expected_state(item), "actual": restored.actual, "match": True},
         "backup_check": item.verification,
-        "replicas_absent": absent,
-        "bucket": bucket,
-        "sources": [entry.as_dict() for entry in sources],
-        "redeliveries": redeliveries(item, positions),
-        "paused_consumers": paused,
+        "replicas_absent": restored.absent,
+        "bucket": restored.bucket,
+        "sources": [entry.as_dict() for entry in restored.sources],
+        "redeliveries": redeliveries(item, restored.positions),
+        "paused_consumers": restored.paused,
     }
 
 

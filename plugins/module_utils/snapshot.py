@@ -30,7 +30,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files imp
     sha256_bytes,
     write_json,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.buckets import bucket_of, recorded_view
+from ansible_collections.natsops.jetstream.plugins.module_utils.buckets import Bucket, bucket_of, recorded_view
 from ansible_collections.natsops.jetstream.plugins.module_utils.connection import Connection, server_info
 from ansible_collections.natsops.jetstream.plugins.module_utils.errors import DiskError, NatsOpsError, disk_errors
 from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi, JetStreamApiError
@@ -131,129 +131,229 @@ def server_facts(connection: Connection, api_level: int) -> dict[str, Any]:
 async def snapshot_stream(
     connection: Connection, api: JetStreamApi, stream: str, directory: Path, options: SnapshotOptions
 ) -> SnapshotResult:
-    """Write one stream's snapshot into ``directory`` (which must exist and be empty)."""
-    client = connection.client
-    started_at = utc_now()
-    started = time.monotonic()
+    """Write one stream's snapshot into ``directory`` (which must exist and be empty).
+
+    The data first, as the server sends it (the consumers' positions are read meanwhile); then backup.json,
+    the config and state the server answered with; then manifest.json, our own facts.
+    """
+    started_at, started = utc_now(), time.monotonic()
     api_level = await api.api_level()
+    warnings: list[str] = []
+    request = _snapshot_request(options, api_level, warnings)
+    taken = await _take_snapshot(connection, api, stream, directory / DATA_FILE, request, options, warnings)
+    backup = {"config": taken.reply.get("config") or {}, "state": taken.reply.get("state") or {}}
+    with disk_errors(f"backup of {stream} failed"):
+        backup_bytes = write_json(directory / BACKUP_JSON, backup)
+        archive = archive_format(directory / DATA_FILE).value
+    bucket = bucket_of(backup["config"])
+    bucket_record = await _bucket_record(api, stream, bucket, backup["state"], warnings)
+    duration = time.monotonic() - started
+    result = _result(stream, directory, taken, backup["state"], archive, bucket, options, duration, warnings)
+    server = server_facts(connection, api_level)
+    manifest = _manifest(result, taken, backup, backup_bytes, bucket_record, options, request, server, started_at)
+    with disk_errors(f"backup of {stream} failed"):
+        write_json(directory / MANIFEST, manifest)
+        fsync_dir(directory)  # the three names in it, durable before the backup is committed
+    return result
+
+
+def _snapshot_request(options: SnapshotOptions, api_level: int, warnings: list[str]) -> dict[str, Any]:
+    """The body of ``STREAM.SNAPSHOT`` (without the subject to deliver to); window_size only where it is known."""
     request: dict[str, Any] = {
         "no_consumers": not options.consumers,
         "chunk_size": options.chunk_size,
         "jsck": options.check,
     }
-    warnings: list[str] = []
     if options.window_size:
         if api_level >= WINDOW_SIZE_API_LEVEL:
             request["window_size"] = options.window_size
         else:
             warnings.append(f"window_size ignored: the server's API level {api_level} predates it")
+    return request
 
-    inbox = client.new_inbox()
+
+@dataclass
+class _Taken:
+    """What a snapshot brought: the server's answer (config and state), the data written, the consumers' positions."""
+
+    reply: dict[str, Any]
+    chunks: int
+    size: int
+    sha256: str
+    positions: dict[str, dict[str, int]]
+
+
+async def _take_snapshot(
+    connection: Connection,
+    api: JetStreamApi,
+    stream: str,
+    data_path: Path,
+    request: dict[str, Any],
+    options: SnapshotOptions,
+    warnings: list[str],
+) -> _Taken:
+    """Ask for the snapshot and write its chunks to ``data_path`` as they arrive."""
+    inbox = connection.client.new_inbox()
     with disk_errors(f"backup of {stream} failed"):
-        writer = BackgroundWriter(directory / DATA_FILE)
+        writer = BackgroundWriter(data_path)
     receiver = ChunkReceiver(connection, writer, stream)
     subscription = None
     try:
-        try:
-            subscription = await client.subscribe(
-                inbox,
-                cb=receiver.on_message,
-                pending_msgs_limit=PENDING_MSGS_LIMIT,
-                pending_bytes_limit=PENDING_BYTES_LIMIT,
-            )
-        except Exception as exc:  # nats-py's own errors: the connection is gone, mostly
-            raise receiver.failure(exc) from None
-        receiver.sid = subscription._id
-        request["deliver_subject"] = inbox
-        reply_timeout = options.check_timeout if options.check else api.timeout
-        try:
-            reply = await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=reply_timeout)
-        except JetStreamApiError:
-            raise  # the server's own answer, already with its advice
-        except NatsOpsError as exc:  # no answer: the server (or the stream leader) may have died meanwhile
-            raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
-        # Consumer positions are read while the chunks flow: a slow answer must not stall the acks.
-        positions_task = asyncio.ensure_future(api.consumer_positions(stream)) if options.consumers else None
-        try:
-            chunks = await receiver.finished(options.stall_timeout)
-            with disk_errors(f"backup of {stream} failed"):  # the last writes or the fsync
-                writer.close()
-        except BaseException:
-            if positions_task is not None:
-                positions_task.cancel()
-                await asyncio.gather(positions_task, return_exceptions=True)
-            raise
-        positions: dict[str, dict[str, int]] = {}
-        if positions_task is not None:
-            try:
-                positions = await positions_task
-            except NatsOpsError as exc:
-                if connection.lost:  # not a detail of this stream: nothing more can be backed up
-                    raise receiver.failure(exc) from None
-                warnings.append(f"{stream}: consumer positions not recorded in the manifest: {exc}")
+        subscription = await _subscribe(connection.client, inbox, receiver)
+        reply = await _request_snapshot(api, stream, {**request, "deliver_subject": inbox}, options)
+        chunks, positions = await _receive_all(api, receiver, options, warnings)
     finally:
         writer.close(sync=False)
         if subscription is not None:
             await _unsubscribe(subscription)
+    return _Taken(reply, chunks, writer.size, writer.sha256, positions)
 
-    backup = {"config": reply.get("config") or {}, "state": reply.get("state") or {}}
-    with disk_errors(f"backup of {stream} failed"):
-        backup_bytes = write_json(directory / BACKUP_JSON, backup)
-        archive = archive_format(directory / DATA_FILE).value
-    bucket = bucket_of(backup["config"])
-    bucket_record = await recorded_view(api, bucket, backup["state"]) if bucket else None
-    if bucket_record and bucket_record["view"] is None:
-        why = bucket_record["why"]
-        warnings.append(f"{stream}: {bucket.label} is backed up, but its view was not recorded ({why})")
-    duration = time.monotonic() - started
-    state = backup["state"]
-    result = SnapshotResult(
+
+async def _subscribe(client: Any, inbox: str, receiver: ChunkReceiver) -> Any:
+    """The subscription the chunks arrive on, handed to ``receiver``."""
+    try:
+        subscription = await client.subscribe(
+            inbox,
+            cb=receiver.on_message,
+            pending_msgs_limit=PENDING_MSGS_LIMIT,
+            pending_bytes_limit=PENDING_BYTES_LIMIT,
+        )
+    except Exception as exc:  # nats-py's own errors: the connection is gone, mostly
+        raise receiver.failure(exc) from None
+    receiver.sid = subscription._id
+    return subscription
+
+
+async def _request_snapshot(
+    api: JetStreamApi, stream: str, request: dict[str, Any], options: SnapshotOptions
+) -> dict[str, Any]:
+    """The server's answer to the snapshot request: the stream's config and state. The chunks follow it."""
+    timeout = options.check_timeout if options.check else api.timeout
+    try:
+        return await api.request(f"STREAM.SNAPSHOT.{stream}", request, timeout=timeout)
+    except JetStreamApiError:
+        raise  # the server's own answer, already with its advice
+    except NatsOpsError as exc:  # no answer: the server (or the stream leader) may have died meanwhile
+        raise NatsOpsError(f"backup of {stream} failed: {exc.msg}") from None
+
+
+async def _receive_all(
+    api: JetStreamApi, receiver: ChunkReceiver, options: SnapshotOptions, warnings: list[str]
+) -> tuple[int, dict[str, dict[str, int]]]:
+    """Every chunk, written and synced, and how many; with the consumers' positions, read while the chunks flow
+    (a slow answer must not stall the acks)."""
+    reading = asyncio.ensure_future(api.consumer_positions(receiver.stream)) if options.consumers else None
+    try:
+        chunks = await receiver.finished(options.stall_timeout)
+        with disk_errors(f"backup of {receiver.stream} failed"):  # the last writes or the fsync
+            receiver.writer.close()
+    except BaseException:
+        await _cancel(reading)
+        raise
+    return chunks, await _recorded_positions(reading, receiver, warnings)
+
+
+async def _cancel(task: asyncio.Future | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _recorded_positions(
+    reading: asyncio.Future | None, receiver: ChunkReceiver, warnings: list[str]
+) -> dict[str, dict[str, int]]:
+    """The consumers' positions for the manifest; not reading them is a warning, unless the connection is gone."""
+    if reading is None:
+        return {}
+    try:
+        return await reading
+    except NatsOpsError as exc:
+        if receiver.connection.lost:  # not a detail of this stream: nothing more can be backed up
+            raise receiver.failure(exc) from None
+        warnings.append(f"{receiver.stream}: consumer positions not recorded in the manifest: {exc}")
+        return {}
+
+
+async def _bucket_record(
+    api: JetStreamApi, stream: str, bucket: Bucket | None, state: dict[str, Any], warnings: list[str]
+) -> dict[str, Any] | None:
+    """What the manifest records of a key-value or object store bucket: its view, read through its API."""
+    if bucket is None:
+        return None
+    record = await recorded_view(api, bucket, state)
+    if record["view"] is None:
+        warnings.append(f"{stream}: {bucket.label} is backed up, but its view was not recorded ({record['why']})")
+    return record
+
+
+def _result(
+    stream: str,
+    directory: Path,
+    taken: _Taken,
+    state: dict[str, Any],
+    archive: str,
+    bucket: Bucket | None,
+    options: SnapshotOptions,
+    duration: float,
+    warnings: list[str],
+) -> SnapshotResult:
+    return SnapshotResult(
         stream=stream,
         path=str(directory),
-        bytes=writer.size,
-        sha256=writer.sha256,
+        bytes=taken.size,
+        sha256=taken.sha256,
         messages=int(state.get("messages") or 0),
         first_seq=int(state.get("first_seq") or 0),
         last_seq=int(state.get("last_seq") or 0),
-        consumers=sorted(positions),
+        consumers=sorted(taken.positions),
         consumers_included=options.consumers,
         archive_format=archive,
         bucket=bucket.as_dict() if bucket else None,
-        chunks=chunks,
+        chunks=taken.chunks,
         duration=round(duration, 3),
-        throughput_mib_s=round(writer.size / MIB / duration, 2) if duration > 0 else 0.0,
+        throughput_mib_s=round(taken.size / MIB / duration, 2) if duration > 0 else 0.0,
         warnings=warnings,
     )
-    manifest = {
+
+
+def _manifest(
+    result: SnapshotResult,
+    taken: _Taken,
+    backup: dict[str, Any],
+    backup_bytes: bytes,
+    bucket_record: dict[str, Any] | None,
+    options: SnapshotOptions,
+    request: dict[str, Any],
+    server: dict[str, Any],
+    started_at: str,
+) -> dict[str, Any]:
+    """manifest.json: our own facts, beside the files natscli reads."""
+    return {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
-        "stream": stream,
+        "stream": result.stream,
         "files": {
-            DATA_FILE: {"size": writer.size, "sha256": writer.sha256},
+            DATA_FILE: {"size": taken.size, "sha256": taken.sha256},
             BACKUP_JSON: {"size": len(backup_bytes), "sha256": sha256_bytes(backup_bytes)},
         },
         "messages": result.messages,
         "first_seq": result.first_seq,
         "last_seq": result.last_seq,
-        "bytes": int(state.get("bytes") or 0),
+        "bytes": int(backup["state"].get("bytes") or 0),
         "consumers_included": options.consumers,
-        "consumers": positions,
-        "archive_format": archive,
+        "consumers": taken.positions,
+        "archive_format": result.archive_format,
         "bucket": bucket_record,
         "check": options.check,
         "chunk_size": options.chunk_size,
         "window_size": request.get("window_size"),
-        "chunks": chunks,
-        "server": server_facts(connection, api_level),
+        "chunks": taken.chunks,
+        "server": server,
         "started": started_at,
         "finished": utc_now(),
         "duration_seconds": result.duration,
         "collection": {"name": COLLECTION_NAME, "version": COLLECTION_VERSION},
     }
-    with disk_errors(f"backup of {stream} failed"):
-        write_json(directory / MANIFEST, manifest)
-        fsync_dir(directory)  # the three names in it, durable before the backup is committed
-    return result
 
 
 async def _unsubscribe(subscription: Any) -> None:

@@ -7,7 +7,6 @@ import itertools
 import types
 
 import pytest
-
 from ansible_collections.natsops.jetstream.plugins.module_utils import waiting
 from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, backoff, poll, retry
 
