@@ -8,6 +8,9 @@ A deadline is kept in one of two ways, chosen per call:
   is kept, and a wait that cannot succeed ends a pause early rather than late;
 - ``overrun``: a pause may end past it, and the try after that pause is the last. For the checks that
   take one more look once the time is up rather than judge by a look a pause old.
+
+``pauses`` are the seconds between tries: always the same, or one after another from an iterable
+(such as backoff()).
 """
 
 from __future__ import annotations
@@ -20,9 +23,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
-
-# Seconds between tries: always the same, or one after another from an iterable (such as backoff()).
-Pauses = float | Iterable[float]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def backoff(first: float, most: float, factor: float = 2.0) -> Iterator[float]:
 async def poll(
     read: Callable[[], Awaitable[T]],
     deadline: Deadline,
-    pauses: Pauses,
+    pauses: float | Iterable[float],
+    *,
     until: Callable[[T], bool] = bool,
     overrun: bool = False,
 ) -> T:
@@ -82,7 +83,8 @@ async def poll(
 async def retry(
     attempt: Callable[[], Awaitable[T]],
     deadline: Deadline,
-    pauses: Pauses,
+    pauses: float | Iterable[float],
+    *,
     retry_on: Callable[[Exception], bool],
     overrun: bool = False,
 ) -> T:
@@ -101,7 +103,7 @@ async def retry(
         await asyncio.sleep(pause)
 
 
-def _pause_iterator(pauses: Pauses) -> Iterator[float]:
+def _pause_iterator(pauses: float | Iterable[float]) -> Iterator[float]:
     if isinstance(pauses, (int, float)):
         return itertools.repeat(float(pauses))
     return iter(pauses)

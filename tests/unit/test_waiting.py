@@ -149,7 +149,8 @@ def test_poll_draws_each_pause_after_judging_the_read(clock):
             return self.pause
 
     confirmed = Confirmed()
-    asyncio.run(poll(reads(clock, False, False, True, False, True, True), Deadline.after(10.0), confirmed, confirmed))
+    read = reads(clock, False, False, True, False, True, True)
+    asyncio.run(poll(read, Deadline.after(10.0), confirmed, until=confirmed))
     assert clock.pauses == [0.02, 0.04, 0.5, 1.0, 0.5]
 
 
@@ -166,44 +167,46 @@ def test_poll_passes_a_read_failure_through(clock):
 
 
 def test_retry_returns_what_the_attempt_returns(clock):
-    assert asyncio.run(retry(failures(clock, "done"), Deadline.after(1.0), 0.1, busy)) == "done"
+    assert asyncio.run(retry(failures(clock, "done"), Deadline.after(1.0), 0.1, retry_on=busy)) == "done"
     assert clock.pauses == []
 
 
 def test_retry_tries_again_after_an_accepted_failure(clock):
     attempt = failures(clock, Busy(), Busy(), "done")
-    assert asyncio.run(retry(attempt, Deadline.after(5.0), backoff(0.25, 2.0), busy)) == "done"
+    assert asyncio.run(retry(attempt, Deadline.after(5.0), backoff(0.25, 2.0), retry_on=busy)) == "done"
     assert clock.pauses == [0.25, 0.5]
 
 
 def test_retry_raises_any_other_failure_at_once(clock):
     with pytest.raises(Refused):
-        asyncio.run(retry(failures(clock, Busy(), Refused()), Deadline.after(5.0), 0.1, busy))
+        asyncio.run(retry(failures(clock, Busy(), Refused()), Deadline.after(5.0), 0.1, retry_on=busy))
     assert clock.tries == [0.0, 0.1]
 
 
 def test_retry_raises_the_last_failure_at_a_strict_deadline(clock):
     last = Busy("third")
     with pytest.raises(Busy) as raised:
-        asyncio.run(retry(failures(clock, Busy(), Busy(), last), Deadline.after(1.0), 0.5, busy))
+        asyncio.run(retry(failures(clock, Busy(), Busy(), last), Deadline.after(1.0), 0.5, retry_on=busy))
     assert raised.value is last and clock.tries == [0.0, 0.5, 1.0]
 
 
 def test_retry_with_overrun_tries_once_more_after_the_deadline(clock):
     with pytest.raises(Busy):
-        asyncio.run(retry(failures(clock, Busy(), Busy(), Busy()), Deadline.after(0.6), 0.5, busy, overrun=True))
+        attempt = failures(clock, Busy(), Busy(), Busy())
+        asyncio.run(retry(attempt, Deadline.after(0.6), 0.5, retry_on=busy, overrun=True))
     assert clock.tries == [0.0, 0.5, 1.0]
 
 
 def test_retry_within_no_time_tries_once(clock):
     with pytest.raises(Busy):
-        asyncio.run(retry(failures(clock, Busy(), "never"), Deadline.after(0.0), 0.05, busy, overrun=True))
+        asyncio.run(retry(failures(clock, Busy(), "never"), Deadline.after(0.0), 0.05, retry_on=busy, overrun=True))
     assert clock.tries == [0.0] and clock.pauses == []
 
 
 def test_retry_never_swallows_a_cancellation(clock):
     with pytest.raises(asyncio.CancelledError):
-        asyncio.run(retry(failures(clock, asyncio.CancelledError()), Deadline.after(5.0), 0.1, lambda exc: True))
+        attempt = failures(clock, asyncio.CancelledError())
+        asyncio.run(retry(attempt, Deadline.after(5.0), 0.1, retry_on=lambda exc: True))
     assert clock.pauses == []
 
 
