@@ -73,10 +73,10 @@ def main(keep: bool) -> int:
         playbook(
             "dr_drill",
             {
-                "dr_drill_source": {"servers": SOURCE, **APP},
-                "dr_drill_scratch": {"servers": SCRATCH, **APP},
-                "dr_drill_replicas": 1,
-                "dr_drill_workdir": str(DRILLS),
+                "natsops_dr_drill_source": {"servers": SOURCE, **APP},
+                "natsops_dr_drill_scratch": {"servers": SCRATCH, **APP},
+                "natsops_dr_drill_replicas": 1,
+                "natsops_dr_drill_workdir": str(DRILLS),
             },
         )
     except subprocess.CalledProcessError as error:
