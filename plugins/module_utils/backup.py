@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import (
     StagedDirectory,
@@ -128,15 +128,25 @@ def is_finished_backup(path: Path, single: bool) -> bool:
     return bool(entries) and all(looks_finished(entry) for entry in entries)
 
 
+# Told of each stream of an account backup as it starts (no result yet) and as it ends (its result).
+StreamAnnouncer = Callable[[str, "SnapshotResult | None"], None]
+
+
 async def run_backup(
-    connection: Connection, api: JetStreamApi, plan: BackupPlan, options: SnapshotOptions, parallel: int, force: bool
+    connection: Connection,
+    api: JetStreamApi,
+    plan: BackupPlan,
+    options: SnapshotOptions,
+    parallel: int,
+    force: bool,
+    announce: StreamAnnouncer | None = None,
 ) -> list[SnapshotResult]:
     """Back up every planned stream; commit the directory only when all succeeded.
 
     A disk error names the user's path, never the hidden one the backup is written under.
     """
     staged = StagedDirectory(plan.path)
-    progress = Progress()
+    progress = Progress(announce=announce)
     try:
         try:
             with disk_errors(), staged:
@@ -164,6 +174,17 @@ class Progress:
     done: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     stopped: bool = False
+    announce: StreamAnnouncer | None = None
+
+    def start(self, name: str) -> None:
+        self.started.append(name)
+        if self.announce:
+            self.announce(name, None)
+
+    def finish(self, name: str, result: SnapshotResult) -> None:
+        self.done.append(name)
+        if self.announce:
+            self.announce(name, result)
 
     def as_dict(self, plan: BackupPlan) -> dict[str, list[str]]:
         names = [info["config"]["name"] for info in plan.streams]
@@ -196,11 +217,11 @@ async def _snapshot_many(
         async with limit:
             if progress.stopped:  # woken by a slot freed while the run was being cancelled: not started
                 raise asyncio.CancelledError
-            progress.started.append(name)
+            progress.start(name)
             directory = root / name
             directory.mkdir()
             result = await snapshot_stream(connection, api, name, directory, options)
-            progress.done.append(name)
+            progress.finish(name, result)
             return result
 
     tasks = [asyncio.ensure_future(one(info["config"]["name"])) for info in plan.streams]

@@ -51,7 +51,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restic import (
     ResticError,
     Retention,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import DEFAULT_CHUNK_SIZE, SnapshotOptions
+from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
+    DEFAULT_CHUNK_SIZE,
+    SnapshotOptions,
+    SnapshotResult,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -113,8 +117,12 @@ class JobConfig:
             **optional,
         )
 
+    def streams_of(self, label: str) -> list[str]:
+        """The account's own ``streams`` (names or patterns), else the job's."""
+        return list(self.accounts[label].get("streams") or self.streams)
+
     def connection_options(self, label: str) -> dict[str, Any]:
-        given = self.accounts[label]
+        given = {key: value for key, value in self.accounts[label].items() if key != "streams"}
         unknown = sorted(set(given) - set(CONNECTION_ARGUMENT_SPEC))
         if unknown:
             raise NatsOpsError(f"account {label}: unknown connection options {', '.join(unknown)}", reason="bad_config")
@@ -202,6 +210,10 @@ def run_job(config: JobConfig, log: Log = log_line) -> int:
 def _run_locked(config: JobConfig, state: BackupState, log: Log) -> int:
     started = time.monotonic()
     stamp = utc_stamp()
+    while stamp == state.last_set:  # a run within the second of the previous one (restic's tags name a set)
+        time.sleep(0.2)
+        stamp = utc_stamp()
+    state.last_set = stamp
     repository = config.repository_handle()
     log(f"backup set {stamp}: {len(config.accounts)} account(s) into {describe_repository(config.repository.url)}")
     outcomes: list[AccountOutcome] = []
@@ -286,17 +298,21 @@ async def _back_up_streams(config: JobConfig, label: str, target: Path, log: Log
         stall_timeout=options["timeout"],
     )
     async with jetstream_session(options) as (connection, api):
-        plan = await plan_backup(api, target, None, config.streams, server_release(connection.client))
+        plan = await plan_backup(api, target, None, config.streams_of(label), server_release(connection.client))
         for warning in plan.warnings:
             log(f"account {label}: {warning}")
         log(f"account {label}: {len(plan.streams)} stream(s) to back up")
-        results = await run_backup(connection, api, plan, snapshot_options, config.parallel, force=False)
-    for result in results:
-        log(
-            f"account {label}: stream {result.stream} backed up: {result.messages} messages, {result.bytes} bytes "
-            f"in {result.duration:.1f}s ({result.bytes / 1e6 / max(result.duration, 1e-6):.1f} MB/s)"
-        )
-    return results
+
+        def announce(stream: str, result: SnapshotResult | None) -> None:
+            if result is None:
+                log(f"account {label}: stream {stream} started")
+            else:
+                log(
+                    f"account {label}: stream {stream} backed up: {result.messages} messages, {result.bytes} bytes "
+                    f"in {result.duration:.1f}s ({result.bytes / 1e6 / max(result.duration, 1e-6):.1f} MB/s)"
+                )
+
+        return await run_backup(connection, api, plan, snapshot_options, config.parallel, False, announce)
 
 
 def _refresh_repository_facts(config: JobConfig, repository: Repository, state: BackupState, log: Log) -> None:

@@ -20,6 +20,7 @@ class BackupState:
     """What the metrics are made of; kept as JSON between runs."""
 
     last_attempt: float = 0.0
+    last_set: str = ""  # the last run's set time: the next run's must differ (a set is named by it)
     last_attempt_success: bool = False
     last_attempt_reason: str = ""  # a failure code (restic's or natsops'), empty after a success
     last_success: float = 0.0

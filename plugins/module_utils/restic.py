@@ -216,6 +216,40 @@ class Repository:
             )
         return matching[0]
 
+    def find_set(self, accounts: list[str], wanted: str = "latest") -> dict[str, Snapshot]:
+        """One snapshot per account, all of the same backup set: the newest set that holds every account
+        (``latest``), the set of that time, or (one account only) the snapshot of that id or id prefix."""
+        by_account = {account: self.snapshots(account) for account in accounts}
+        empty = [account for account, snapshots in by_account.items() if not snapshots]
+        if empty:
+            raise NatsOpsError(
+                f"the repository holds no backup of account(s) {', '.join(empty)}: run a backup first, or check "
+                "the repository and the account labels",
+                reason="no_snapshot",
+            )
+        if wanted != "latest" and len(accounts) == 1:
+            with_id = [item for item in by_account[accounts[0]] if item.id.startswith(wanted)]
+            if len(with_id) == 1:
+                return {accounts[0]: with_id[0]}
+        sets = {
+            account: {item.set_stamp: item for item in snapshots if item.set_stamp}
+            for account, snapshots in by_account.items()
+        }
+        common = sorted(set.intersection(*(set(stamps) for stamps in sets.values())))
+        chosen = common[-1] if wanted == "latest" and common else wanted
+        if chosen not in common:
+            newest = ", ".join(f"{account}: {snapshots[-1].set_stamp}" for account, snapshots in by_account.items())
+            raise NatsOpsError(
+                (
+                    f"no backup set holds every account ({', '.join(accounts)})"
+                    if wanted == "latest"
+                    else f"no backup set {wanted!r} holds every account ({', '.join(accounts)})"
+                )
+                + f"; each account's newest: {newest}. Name a set, or fewer accounts",
+                reason="no_snapshot",
+            )
+        return {account: stamps[chosen] for account, stamps in sets.items()}
+
     def size(self) -> int:
         """Bytes the repository stores (after deduplication, compression and encryption overhead)."""
         return int(json.loads(self._run(["stats", "--json", "--mode", "raw-data"]).stdout).get("total_size") or 0)

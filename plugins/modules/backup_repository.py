@@ -41,19 +41,26 @@ options:
   sftp_command:
     description: The ssh command restic runs for an SFTP repository (a key, a port, host key checking).
     type: str
-  account:
-    description: The account label whose snapshots are listed or fetched. Required with O(state=fetched).
-    type: str
+  accounts:
+    description:
+      - The account labels whose snapshots are listed (default every account) or fetched (required).
+    type: list
+    elements: str
+    aliases: [account]
   snapshot:
     description:
-      - With O(state=fetched), the snapshot to take out; V(latest), a snapshot id (or its prefix) or a set time
-        (V(20261202T030000Z)).
+      - With O(state=fetched), the backup set to take out. V(latest) is the newest set that holds every account
+        of O(accounts) (a set in which one account failed is passed over, so that the accounts come back from
+        the same point in time); a set time (V(20261202T030000Z)) names one; with a single account, a snapshot
+        id (or its prefix) too.
     type: str
     default: latest
   dest:
     description:
-      - With O(state=fetched), the directory the backup set is extracted into. It must not exist, unless it holds
-        exactly this snapshot from an earlier run (then nothing changes).
+      - With O(state=fetched), the directory the set is extracted into, laid out as the C(natsops.jetstream.backup)
+        playbook writes a set, C(DEST/ACCOUNT/STREAM/...) and C(DEST/summary.json), which the
+        C(natsops.jetstream.restore) playbook takes. It must not exist, unless it holds exactly this set of
+        snapshots from an earlier run (then nothing changes).
     type: path
   state:
     description: V(listed) or V(fetched).
@@ -88,14 +95,14 @@ EXAMPLES = r"""
   natsops.jetstream.backup_repository:
     repository: sftp:restic@backup.example.net:/srv/restic/nats
     password: "{{ vault_restic_password }}"
-    account: APP
+    accounts: [APP]
     state: fetched
-    dest: /var/tmp/nats-restore/APP
+    dest: /var/tmp/nats-restore/latest
   register: fetched
 
 - name: Restore it
   natsops.jetstream.stream_restore:
-    path: "{{ fetched.path }}"
+    path: "{{ fetched.path }}/APP"
     context: prod-app
 
 - name: List the snapshots of every account
@@ -118,19 +125,24 @@ snapshots:
   sample:
     - {id: 2fbf3862b9cd..., short_id: 2fbf3862, time: "2026-12-02T03:00:12Z", account: APP,
        set: 20261202T030000Z, tags: [natsops, "account:APP", "set:20261202T030000Z"]}
-snapshot:
-  description: With O(state=fetched), the snapshot taken out (same keys as in RV(snapshots)).
+snapshots_fetched:
+  description: With O(state=fetched), the snapshot taken out for each account (same keys as in RV(snapshots)).
   returned: when state is fetched
   type: dict
+set:
+  description: With O(state=fetched), the time of the backup set taken out.
+  returned: when state is fetched
+  type: str
+  sample: 20261202T030000Z
 path:
-  description: With O(state=fetched), the directory that holds the backup set.
+  description: With O(state=fetched), the directory that holds the set (one directory per account in it).
   returned: when state is fetched
   type: str
 streams:
-  description: With O(state=fetched), the streams in the set, each checked against its manifest.
+  description: With O(state=fetched), the streams of each account, each checked against its manifest.
   returned: when state is fetched and not in check mode
-  type: list
-  elements: str
+  type: dict
+  sample: {APP: [ORDERS, KV_config]}
 reason:
   description: On failure, why, as a code (V(repository_unreachable), V(repository_missing), V(wrong_password),
     V(repository_locked), V(no_snapshot), V(ambiguous_snapshot), V(target_exists), V(failed)).
@@ -157,48 +169,78 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     verify_backups,
 )
 
-# Written beside the extracted set: which snapshot it is, so that running the task again changes nothing.
-FETCHED_MARKER = ".natsops-snapshot.json"
+# The set's summary, as the backup playbook writes one; it also tells which snapshots a directory holds, so
+# that running the task again changes nothing.
+SUMMARY = "summary.json"
 
 
 def listed(repository: Repository, params: dict[str, Any]) -> dict[str, Any]:
-    snapshots = repository.snapshots(params["account"])
-    return {"changed": False, "snapshots": [snapshot.as_dict() for snapshot in snapshots]}
+    if params["accounts"]:
+        snapshots = [item for account in params["accounts"] for item in repository.snapshots(account)]
+    else:
+        snapshots = repository.snapshots()
+    return {"changed": False, "snapshots": [item.as_dict() for item in sorted(snapshots, key=lambda item: item.time)]}
 
 
 def fetched(repository: Repository, params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    if not params["account"] or not params["dest"]:
-        raise NatsOpsError("state=fetched needs account and dest", reason="bad_arguments")
-    snapshot = repository.find(params["account"], params["snapshot"])
+    chosen = repository.find_set(params["accounts"], params["snapshot"])
     dest = Path(params["dest"])
-    result = {"snapshot": snapshot.as_dict(), "path": str(dest)}
-    if already_fetched(dest, snapshot):
-        return {"changed": False, **result, "streams": [item.name for item in find_backups(dest)]}
+    stamp = next(iter(chosen.values())).set_stamp or ""
+    result = {"snapshots_fetched": {label: item.as_dict() for label, item in chosen.items()}, "set": stamp}
+    result["path"] = str(dest)
+    if holds(dest, chosen):
+        return {"changed": False, **result, "streams": streams_in(dest, chosen)}
     if dest.exists() or dest.is_symlink():
         raise NatsOpsError(
-            f"{dest} exists and is not this snapshot's extraction: choose a new directory (nothing was changed)",
+            f"{dest} exists and is not this set's extraction: choose a new directory (nothing was changed)",
             reason="target_exists",
         )
     if check_mode:
         return {"changed": True, **result}
+    dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         extracted = staging / "set"
-        repository.restore(snapshot, extracted)
-        backups = find_backups(extracted)
-        verify_backups(backups)  # every archive against its manifest, before anyone restores from it
-        (extracted / FETCHED_MARKER).write_text(json.dumps(snapshot.as_dict()))
+        streams = {}
+        for label, snapshot in chosen.items():
+            repository.restore(snapshot, extracted / label)
+            backups = find_backups(extracted / label)
+            verify_backups(backups)  # every archive against its manifest, before anyone restores from it
+            streams[label] = [item.name for item in backups]
+        (extracted / SUMMARY).write_text(json.dumps(summary(dest, stamp, chosen, streams), indent=2))
         os.rename(extracted, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"changed": True, **result, "streams": [item.name for item in backups]}
+    return {"changed": True, **result, "streams": streams}
 
 
-def already_fetched(dest: Path, snapshot: Snapshot) -> bool:
+def summary(dest: Path, stamp: str, chosen: dict[str, Snapshot], streams: dict[str, list[str]]) -> dict[str, Any]:
+    """What the restore playbook reads of a set: its accounts and when it was taken."""
+    started = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z" if stamp else None
+    return {
+        "backup": str(dest),
+        "started": started,
+        "finished": max(item.time for item in chosen.values()),
+        "source": "repository",
+        "accounts": {
+            label: {"path": str(dest / label), "snapshot": chosen[label].id, "streams": streams[label]}
+            for label in chosen
+        },
+    }
+
+
+def holds(dest: Path, chosen: dict[str, Snapshot]) -> bool:
     try:
-        return json.loads((dest / FETCHED_MARKER).read_text()).get("id") == snapshot.id
+        accounts = json.loads((dest / SUMMARY).read_text()).get("accounts") or {}
     except (OSError, ValueError):
         return False
+    return {label: entry.get("snapshot") for label, entry in accounts.items()} == {
+        label: item.id for label, item in chosen.items()
+    }
+
+
+def streams_in(dest: Path, chosen: dict[str, Snapshot]) -> dict[str, list[str]]:
+    return {label: [item.name for item in find_backups(dest / label)] for label in chosen}
 
 
 def main() -> None:
@@ -209,7 +251,7 @@ def main() -> None:
             "password": {"type": "str", "no_log": True},
             "env": {"type": "dict", "default": {}, "no_log": True},
             "sftp_command": {"type": "str"},
-            "account": {"type": "str"},
+            "accounts": {"type": "list", "elements": "str", "aliases": ["account"]},
             "snapshot": {"type": "str", "default": "latest"},
             "dest": {"type": "path"},
             "state": {"type": "str", "choices": ["listed", "fetched"], "default": "listed"},
@@ -217,7 +259,7 @@ def main() -> None:
         },
         required_one_of=[("password_file", "password")],
         mutually_exclusive=[("password_file", "password")],
-        required_if=[("state", "fetched", ("account", "dest"))],
+        required_if=[("state", "fetched", ("accounts", "dest"))],
         supports_check_mode=True,
     )
     params = module.params

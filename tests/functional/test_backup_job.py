@@ -22,7 +22,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job impor
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.restic import Repository
 from support.modules import ModuleFailed, run_module
-from support.servers import APP_PASSWORD, APP_USER
+from support.playbooks import PlaybookRun
+from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER
 from support.streams import SyncJs
 
 REPOSITORY_PASSWORD = "correct horse battery staple"
@@ -93,7 +94,10 @@ def test_runs_store_snapshots_keep_the_policy_and_publish_metrics(initialised, t
     kept = repository(config).snapshots("APP")
     assert len(kept) == 2, "retention keeps the last 2"
     assert all({"natsops", "account:APP"} <= set(snapshot.tags) and snapshot.set_stamp for snapshot in kept)
-    assert any(f"stream {names[0]} backed up" in line and "MB/s" in line for line in lines), lines
+    started = lines.index(f"account APP: stream {names[0]} started")
+    finished = next(i for i, line in enumerate(lines) if f"stream {names[0]} backed up" in line and "MB/s" in line)
+    stored = next(i for i, line in enumerate(lines) if "storing in the repository" in line)
+    assert started < finished < stored, lines
     assert not list((tmp_path / "spool").glob("*/*")), "the spool copy goes once it is in the repository"
     shown = metrics(tmp_path)
     assert shown['natsops_backup_last_attempt_success{reason="none"}'] == "1"
@@ -247,25 +251,56 @@ def test_the_module_lists_and_fetches_a_set_checked_and_idempotent(initialised, 
     config, names = initialised
     assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
     assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
-    listed = run_module("backup_repository", repository_args(tmp_path, account="APP"))
+    listed = run_module("backup_repository", repository_args(tmp_path, accounts=["APP"]))
     assert [item["account"] for item in listed["snapshots"]] == ["APP", "APP"]
     first = listed["snapshots"][0]
     dest = tmp_path / "fetched"
-    args = repository_args(tmp_path, account="APP", state="fetched", dest=str(dest), snapshot=first["set"])
+    args = repository_args(tmp_path, accounts=["APP"], state="fetched", dest=str(dest), snapshot=first["set"])
     planned = run_module("backup_repository", args, check_mode=True)
-    assert planned["changed"] and planned["snapshot"]["id"] == first["id"] and not dest.exists()
+    assert planned["changed"] and planned["snapshots_fetched"]["APP"]["id"] == first["id"] and not dest.exists()
     taken = run_module("backup_repository", args)
-    assert taken["changed"] and sorted(taken["streams"]) == sorted(names)
-    assert run_module("backup_repository", args)["changed"] is False, "the same snapshot is already there"
-    latest = repository_args(tmp_path, account="APP", state="fetched", dest=str(dest))
+    assert taken["changed"] and sorted(taken["streams"]["APP"]) == sorted(names) and taken["set"] == first["set"]
+    summary = json.loads((dest / "summary.json").read_text())
+    assert summary["accounts"]["APP"]["snapshot"] == first["id"] and summary["started"].endswith("Z")
+    assert run_module("backup_repository", args)["changed"] is False, "the same set is already there"
+    latest = repository_args(tmp_path, accounts=["APP"], state="fetched", dest=str(dest))
     with pytest.raises(ModuleFailed) as refused:
         run_module("backup_repository", latest)
     assert refused.value.result["reason"] == "target_exists"
     restored = run_module(
         "stream_restore",
-        {"servers": list(fresh_standalone.urls), "user": APP_USER, "password": APP_PASSWORD, "path": taken["path"]},
+        {"servers": list(fresh_standalone.urls), "user": APP_USER, "password": APP_PASSWORD, "path": f"{dest}/APP"},
     )
     assert sorted(entry["stream"] for entry in restored["restored"]) == sorted(names)
+
+
+def test_latest_is_the_newest_set_that_holds_every_account(initialised, tmp_path, nats_standalone):
+    config, _names = initialised
+    data = json.loads(config.read_text())
+    data["accounts"]["OTHER"] = {
+        "servers": list(nats_standalone.urls),
+        "user": OTHER_USER,
+        "password": OTHER_PASSWORD,
+        "streams": ["OTHERS"],
+    }
+    data["retention"] = {}
+    config.write_text(json.dumps(data))
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_FAILED, "OTHER has no stream OTHERS yet: it fails"
+    store = repository(config)
+    only_app = store.snapshots("APP")[-1].set_stamp
+    assert not store.snapshots("OTHER")
+    SyncJs(list(nats_standalone.urls), OTHER_USER, OTHER_PASSWORD).create_stream("OTHERS")
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    both = store.snapshots("OTHER")[-1].set_stamp
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    data["accounts"]["OTHER"]["password"] = "wrong"
+    config.write_text(json.dumps(data))
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_FAILED, "OTHER fails; APP gets a newer set alone"
+    newest_app = store.snapshots("APP")[-1].set_stamp
+    assert newest_app > both > only_app
+    chosen = store.find_set(["APP", "OTHER"])
+    assert {item.set_stamp for item in chosen.values()} == {max(item.set_stamp for item in store.snapshots("OTHER"))}
+    assert store.find_set(["APP"])["APP"].set_stamp == newest_app
 
 
 def test_the_module_says_why_it_cannot_open_the_repository(initialised, tmp_path):
@@ -279,3 +314,22 @@ def test_the_module_says_why_it_cannot_open_the_repository(initialised, tmp_path
             "backup_repository", repository_args(tmp_path, account="APP", state="fetched", dest=str(tmp_path / "x"))
         )
     assert missing.value.result["reason"] == "no_snapshot"
+
+
+def test_no_repository_secret_shows_in_ansible_output(initialised, tmp_path):
+    """backup_repository has its own secrets (the repository password, the backend's variables), not the NATS
+    credentials test_hostile_secrets runs every other module with."""
+    config, _names = initialised
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    backend_secret = "backend-secret-7f3a21"
+    runs = {
+        "listed": repository_args(tmp_path, env={"AWS_SECRET_ACCESS_KEY": backend_secret}),
+        "fetched": repository_args(tmp_path, accounts=["APP"], state="fetched", dest=str(tmp_path / "out")),
+        "wrong password": repository_args(tmp_path, password="wrong-" + REPOSITORY_PASSWORD),
+    }
+    for label, args in runs.items():
+        run = PlaybookRun(tmp_path / "playbooks", "backup_repository", args, verbosity=3)
+        result = run.result()
+        assert bool(result.get("failed")) == (label == "wrong password"), (label, result)
+        for secret in (REPOSITORY_PASSWORD, backend_secret):
+            assert secret not in run.output, f"{label}: a secret in the output of ansible-playbook -vvv"

@@ -42,7 +42,7 @@ class PlaybookRun:
         command = (
             [ANSIBLE_PLAYBOOK, str(playbook)]
             + (["--check"] if check else [])
-            + (["-v" * verbosity] if verbosity else [])
+            + (["-" + "v" * verbosity] if verbosity else [])
         )
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -86,7 +86,8 @@ class PlaybookRun:
         stdout, stderr = self.process.communicate(timeout=timeout)
         self.output = stdout + stderr
         try:
-            report = json.loads(stdout)
+            # The json callback's report is the last thing printed; -v lines (connection, commands) come first.
+            report = json.loads(stdout[stdout.index("{") if stdout.startswith("{") else stdout.index("\n{\n") :])
             return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
         except (ValueError, KeyError, IndexError):
             raise AssertionError(f"ansible-playbook gave no task result:\n{self.output[-4000:]}") from None

@@ -59,6 +59,8 @@ MODULES = [
     "consumer_pause",
     "account_jwt",
 ]
+# Modules without NATS credentials, whose own secrets are checked at -vvv where they are tested.
+OWN_SECRETS = {"backup_repository": "tests/functional/test_backup_job.py"}
 # Failure messages expected (so a failing run fails for the reason it was written for).
 REFUSED = "refused the credentials"
 CANNOT_CONNECT = "cannot connect to NATS"
@@ -578,7 +580,9 @@ def leak_report(output: str, secrets: dict[str, str], tasks_shown: int = 4, wind
 
 def test_every_module_of_the_collection_is_covered() -> None:
     modules = {path.stem for path in (REPO_ROOT / "plugins" / "modules").glob("*.py") if path.stem != "__init__"}
-    assert modules == set(MODULES), "a module was added or removed: run it with every kind of secret too"
+    assert modules - set(OWN_SECRETS) == set(MODULES), (
+        "a module was added or removed: run it with every kind of secret too"
+    )
 
 
 @pytest.mark.parametrize("name", KINDS)
