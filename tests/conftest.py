@@ -34,6 +34,20 @@ _expose_collection()
 pytest_plugins = ["support.server_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def _modules_run_as_on_a_target() -> Iterator[None]:
+    """Modules run in-process (support.modules) as on a managed host, where warnings go into the result.
+
+    Importing any of Ansible's controller code (ansible.errors, as the filter plugins and their tests do) marks the
+    whole process as the controller, after which module warnings would be printed instead of returned: each test
+    starts on the module side again.
+    """
+    from ansible.module_utils import _internal
+
+    _internal.is_controller = False
+    yield
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test's report carries the warnings and errors of the servers it used: the server's side
