@@ -66,7 +66,8 @@ Log = Callable[[str], None]
 
 def log_line(message: str) -> None:
     """One line of progress, flushed at once so the journal shows where a long run is."""
-    print(message, flush=True)
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 @dataclass
@@ -483,7 +484,7 @@ COMMANDS = {"run": run_job, "verify": verify_job, "init": init_job}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="natsops-backup", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="natsops-backup", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--config", required=True, type=Path, help="the JSON settings the backup_host role writes")
     arguments = parser.parse_args(argv)
@@ -494,7 +495,3 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     os.umask(0o077)  # spool, state and scratch files are for this host's backup user only
     return COMMANDS[arguments.command](config)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -88,7 +88,7 @@ def initialised(tmp_path: Path, nats_standalone: Any, unique_name: Any) -> tuple
 
 def test_runs_store_snapshots_keep_the_policy_and_publish_metrics(initialised, tmp_path, nats_standalone):
     config, names = initialised
-    for _ in range(3):
+    for _run in range(3):
         lines = Lines()
         assert run_job(JobConfig.load(config), lines) == EXIT_OK, lines
     kept = repository(config).snapshots("APP")
