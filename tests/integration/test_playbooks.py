@@ -164,3 +164,43 @@ def test_replace_node_refuses_a_server_name_the_meta_group_knows(nats_cluster: N
         assert result.returncode != 0
         assert f"would join as {new_name}, a name the meta group knows or" in result.stdout
         assert "Remove the lost server" not in result.stdout
+
+
+def test_restore_takes_the_latest_set_out_of_the_repository(
+    nats_cluster: NatsCluster, fresh_standalone: NatsNode, tmp_path: Path, unique_name
+) -> None:
+    """The scheduled job's repository as restore.yml's source: the newest set, checked, then restored."""
+    from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job import EXIT_OK, JobConfig, run_job
+
+    prefix = unique_name("RP")
+    source = make_streams(nats_cluster.urls, prefix)
+    (tmp_path / "password").write_text("repository password\n")
+    repository = {"repository": str(tmp_path / "repository"), "password_file": str(tmp_path / "password")}
+    job = {
+        "accounts": {"APP": {"servers": nats_cluster.urls, **APP, "streams": [f"{prefix}_*"]}},
+        "repository": {"url": repository["repository"], "password_file": repository["password_file"]},
+        "state_dir": str(tmp_path / "state"),
+        "spool_dir": str(tmp_path / "spool"),
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    config = JobConfig.load(tmp_path / "job.json")
+    config.repository_handle().init()
+    assert run_job(config, lambda line: None) == EXIT_OK
+    SyncJs(nats_cluster.urls, APP_USER, APP_PASSWORD).publish(f"{prefix}_A.x", 5, size=100)  # after the set
+    assert run_job(config, lambda line: None) == EXIT_OK
+    newest = config.repository_handle().snapshots("APP")[-1].set_stamp
+
+    target = {"APP": {"servers": [fresh_standalone.url], **APP}}
+    root = tmp_path / "backups"
+    restore_vars = {
+        "natsops_accounts": target,
+        "natsops_backup_root": str(root),
+        "natsops_restore_repository": repository,
+        "natsops_restore_replicas": 1,
+    }
+    result = run_playbook("restore", restore_vars, tmp_path)
+    assert result.returncode == 0, output(result)
+    assert f"Restored backup {root / 'from-repository' / newest}" in result.stdout
+    restored = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)
+    assert restored.snapshot_of(f"{prefix}_A")["last_seq"] == source[f"{prefix}_A"]["last_seq"] + 5
+    assert progress(restored.snapshot_of(f"{prefix}_B")) == progress(source[f"{prefix}_B"])
