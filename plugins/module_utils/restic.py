@@ -98,6 +98,9 @@ class RepositorySettings:
     cache_dir: str | None = None
     restic: str = "restic"
     host: str = "natsops"
+    # Stream archives are S2-compressed already: restic's zstd saves nothing on them and costs 15% more CPU
+    # (bench/repository.py). "auto" or "max" for a repository that also holds other data.
+    compression: str = "off"
     extra_options: list[str] = field(default_factory=list)
 
     @classmethod
@@ -262,7 +265,7 @@ class Repository:
         """Store ``directory``'s contents (at the snapshot's root) as one snapshot; restic's summary, with the
         snapshot's id. Nothing is a snapshot until restic has stored everything."""
         tags = [TAG, ACCOUNT_TAG.format(label=account), SET_TAG.format(stamp=stamp)]
-        arguments = ["backup", "--json", "--host", self.settings.host]
+        arguments = ["backup", "--json", "--host", self.settings.host, "--compression", self.settings.compression]
         for tag in tags:
             arguments += ["--tag", tag]
         completed = self._run([*arguments, "."], cwd=directory, accepted=(0, EXIT_INCOMPLETE_SNAPSHOT))
