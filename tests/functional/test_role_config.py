@@ -9,13 +9,10 @@ encryption at rest, https monitoring, leafnode and gateway listeners, logging, a
 
 from __future__ import annotations
 
-import json
 import os
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import nkeys
 import pytest
 from support.certificates import make_certificates
 from support.modules import run_module
+from support.monitoring import monitor_json
 from support.role_render import host_vars, run_role
 from support.servers import next_address, server_binary
 
@@ -116,15 +114,7 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def https_json(url: str, ca: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(url, context=ssl.create_default_context(cafile=ca), timeout=2) as reply:
-                return json.loads(reply.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return monitor_json(url, ca=ca)
 
 
 def test_every_security_setting_works_on_a_real_cluster(secured_cluster: dict[str, Any]) -> None:

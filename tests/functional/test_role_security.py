@@ -17,7 +17,6 @@ import os
 import stat
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import nats
 import pytest
 from support.jwt_issuer import Operator
 from support.modules import run_module
+from support.monitoring import monitor_json
 from support.role_render import host_vars, run_role
 from support.servers import free_ports, next_address, server_binary
 
@@ -68,16 +68,7 @@ def running(*configs: Path) -> Iterator[list[subprocess.Popen]]:
 
 
 def monitor(vars_: dict[str, Any], path: str, host: str | None = None) -> dict[str, Any]:
-    url = f"http://{host or vars_['ansible_host']}:{vars_['nats_server_monitor_port']}/{path}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return json.loads(reply.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return monitor_json(f"http://{host or vars_['ansible_host']}:{vars_['nats_server_monitor_port']}/{path}")
 
 
 def client_url(vars_: dict[str, Any]) -> str:
