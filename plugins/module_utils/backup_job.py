@@ -338,20 +338,21 @@ def describe_repository(url: str) -> str:
 
 # -- verification -----------------------------------------------------------------------------------------------
 def verify_job(config: JobConfig, log: Log = log_line) -> int:
-    state = BackupState.load(config.state_file)
+    started = time.monotonic()
     try:
         with exclusive(config.state_dir / "run.lock", "a verification", max(config.lock_wait, 3600.0), log):
             ok, reason = _verify_locked(config, log)
+            state = BackupState.load(config.state_file)  # under the lock: no backup run publishes meanwhile
+            state.verify_last_attempt = time.time()
+            state.verify_last_attempt_success = ok
+            state.verify_last_reason = reason
+            if ok:
+                state.verify_last_success = state.verify_last_attempt
+            publish(state, config.state_file, config.metrics_file)
     except LockHeld as held:
         log(f"skipped: {held.holder} holds the backup lock")
         return EXIT_SKIPPED
-    state = BackupState.load(config.state_file)  # a backup run may have published meanwhile
-    state.verify_last_attempt = time.time()
-    state.verify_last_attempt_success = ok
-    state.verify_last_reason = reason
-    if ok:
-        state.verify_last_success = state.verify_last_attempt
-    publish(state, config.state_file, config.metrics_file)
+    log(f"verification {'passed' if ok else 'failed (' + reason + ')'} in {time.monotonic() - started:.1f}s")
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -363,7 +364,8 @@ def _verify_locked(config: JobConfig, log: Log) -> tuple[bool, str]:
         log("restic check passed")
         if not config.verify_drill:
             return True, ""
-        with tempfile.TemporaryDirectory(prefix="natsops-verify-", dir=config.spool_dir.parent) as scratch:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="natsops-verify-", dir=config.state_dir) as scratch:
             return _drill(config, repository, Path(scratch), log)
     except ResticError as exc:
         log(f"verification failed: {exc.msg}")

@@ -59,7 +59,8 @@ def render(state: BackupState) -> str:
         lines.append(f"# TYPE {PREFIX}_{name} gauge")
         for labels, value in samples:
             shown = ",".join(f'{key}="{_escape(value_)}"' for key, value_ in sorted(labels.items()))
-            lines.append(f"{PREFIX}_{name}{{{shown}}} {value:g}" if shown else f"{PREFIX}_{name} {value:g}")
+            sample = _number(value)
+            lines.append(f"{PREFIX}_{name}{{{shown}}} {sample}" if shown else f"{PREFIX}_{name} {sample}")
 
     plain = [
         ("last_attempt_timestamp_seconds", "When the last backup run ended.", state.last_attempt),
@@ -103,6 +104,11 @@ def publish(state: BackupState, state_file: Path, metrics_file: Path | None) -> 
     state.save(state_file)
     if metrics_file is not None:
         _write_atomically(metrics_file, render(state), 0o644)
+
+
+def _number(value: float) -> str:
+    """Exact: a timestamp shown with 6 significant digits (``:g``) would be off by over an hour."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _escape(value: str) -> str:

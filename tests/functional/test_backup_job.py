@@ -136,6 +136,7 @@ def test_verification_checks_the_repository_and_drills_a_restore(initialised, tm
     lines = Lines()
     assert verify_job(JobConfig.load(config), lines) == EXIT_OK, lines
     assert any("restored and compared" in line for line in lines), lines
+    assert lines[-1].startswith("verification passed in "), lines
     shown = metrics(tmp_path)
     assert shown['natsops_backup_verify_last_success{reason="none"}'] == "1"
     assert float(shown["natsops_backup_verify_last_success_timestamp_seconds"]) > 0

@@ -41,11 +41,16 @@ def fill_kv(server: Any, bucket: str, keys: int = 20, replicas: int = 1) -> None
 
 async def _kv_contents(js: Any, bucket: str) -> list[tuple[str, int, str, bytes]]:
     kv = await js.key_value(bucket)
+    # As many entries as the bucket's stream holds: nats-py's end-of-history marker (None) can come first when
+    # the watcher's consumer reports nothing pending yet (seen on a loaded machine: an empty bucket read).
+    expected = (await js.stream_info(f"KV_{bucket}")).state.messages
     watcher = await kv.watchall(include_history=True)
     entries = []
     try:
-        while (entry := await watcher.updates(timeout=5)) is not None:
-            entries.append((entry.key, entry.revision, entry.operation or "PUT", entry.value or b""))
+        while len(entries) < expected:
+            entry = await watcher.updates(timeout=5)
+            if entry is not None:
+                entries.append((entry.key, entry.revision, entry.operation or "PUT", entry.value or b""))
         # nats-py keeps a watcher's consumer for five minutes: a backup taken meanwhile would hold it.
         consumer = (await watcher._sub.consumer_info()).name
     finally:
