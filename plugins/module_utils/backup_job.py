@@ -378,7 +378,7 @@ def _verify_locked(config: JobConfig, log: Log) -> tuple[bool, str]:
 def _drill(config: JobConfig, repository: Repository, scratch: Path, log: Log) -> tuple[bool, str]:
     with scratch_server(config.nats_server, scratch / "server") as url:
         for label in config.accounts:
-            snapshot = repository.find(label)
+            snapshot = repository.find_set([label])[label]
             extracted = scratch / "restore" / label
             log(f"drill: account {label}: extracting snapshot {snapshot.short_id} (set {snapshot.set_stamp})")
             repository.restore(snapshot, extracted)

@@ -198,27 +198,6 @@ class Repository:
         ]
         return sorted(snapshots, key=lambda snapshot: snapshot.time)
 
-    def find(self, account: str, wanted: str = "latest") -> Snapshot:
-        """The account's latest snapshot, or the one whose id (or id prefix) or set stamp is ``wanted``."""
-        snapshots = self.snapshots(account)
-        if not snapshots:
-            raise NatsOpsError(
-                f"the repository holds no backup of account {account}: run a backup first, or check the "
-                "repository and the account label",
-                reason="no_snapshot",
-            )
-        if wanted == "latest":
-            return snapshots[-1]
-        matching = [item for item in snapshots if item.id.startswith(wanted) or item.set_stamp == wanted]
-        if len(matching) != 1:
-            known = ", ".join(f"{item.short_id} ({item.set_stamp})" for item in snapshots[-10:])
-            raise NatsOpsError(
-                f"{'no' if not matching else 'more than one'} snapshot of account {account} matches {wanted!r}; "
-                f"the latest are: {known}",
-                reason="no_snapshot" if not matching else "ambiguous_snapshot",
-            )
-        return matching[0]
-
     def find_set(self, accounts: list[str], wanted: str = "latest") -> dict[str, Snapshot]:
         """One snapshot per account, all of the same backup set: the newest set that holds every account
         (``latest``), the set of that time, or (one account only) the snapshot of that id or id prefix."""

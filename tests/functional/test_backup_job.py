@@ -117,7 +117,7 @@ def test_the_latest_snapshot_is_what_a_restore_takes_out(initialised, tmp_path, 
     expected = {name: client.snapshot_of(name) for name in names}
     store = repository(config)
     extracted = tmp_path / "restored"
-    store.restore(store.find("APP"), extracted)
+    store.restore(store.find_set(["APP"])["APP"], extracted)
     assert sorted(path.name for path in extracted.iterdir()) == sorted(names)
     assert all(
         (extracted / name / "backup.json").exists() and (extracted / name / "stream.tar.s2").exists() for name in names
