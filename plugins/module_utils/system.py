@@ -8,6 +8,7 @@ servers that do not answer are the ones that are down or cut off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
@@ -18,6 +19,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import D
 
 # After the first answer, stop gathering once no other server has answered for this long.
 GATHER_SETTLE = 0.5
+PING = "$SYS.REQ.SERVER.PING"  # + ".VARZ", ".JSZ", ...: every server answers; bare: STATSZ
 
 
 class NotSystemAccount(NatsOpsError):
@@ -34,18 +36,51 @@ NOT_SYSTEM_ACCOUNT = (
 async def gather(client: Any, subject: str, body: dict[str, Any] | None, timeout: float) -> list[dict[str, Any]]:
     """Send one request that every server answers; return every JSON answer that came within ``timeout``.
 
+    Gathering settles once no server has answered for a moment, and a server slow to answer (a busy machine)
+    would pass for one that is down. So the answering servers' routes are asked for too (ROUTEZ, at the same
+    time), and every routed server missing from the answers is asked once more on its own, up to ``timeout``.
     Nobody subscribed (503) means the connection is not the system account's.
     """
+    payload = json.dumps(body or {}).encode()
     try:
-        messages = await gather_messages(client, subject, json.dumps(body or {}).encode(), timeout)
+        messages, routes = await asyncio.gather(
+            gather_messages(client, subject, payload, timeout),
+            gather_messages(client, PING + ".ROUTEZ", b"{}", timeout),
+        )
     except NoAnswer:
         raise NotSystemAccount(NOT_SYSTEM_ACCOUNT) from None
+    answers = _json_answers(messages)
+    answered = {str((answer.get("server") or {}).get("id")) for answer in answers}
+    routed = {
+        str(route.get("remote_id"))
+        for answer in _json_answers(routes)
+        for route in (answer.get("data") or {}).get("routes") or []
+        if route.get("remote_id")
+    }
+    late = sorted(routed - answered)
+    if late and subject.startswith(PING):
+        kind = subject[len(PING) :].lstrip(".") or "STATSZ"  # the bare PING is STATSZ
+        asked = [_ask_one(client, f"$SYS.REQ.SERVER.{server_id}.{kind}", payload, timeout) for server_id in late]
+        answers += _json_answers([message for message in await asyncio.gather(*asked) if message is not None])
+    return answers
+
+
+async def _ask_one(client: Any, subject: str, payload: bytes, timeout: float) -> Any | None:
+    try:
+        return await client.request(subject, payload, timeout=timeout)
+    except Exception:  # no answer in time, or none at all: the server counts as not answering
+        return None
+
+
+def _json_answers(messages: list[Any]) -> list[dict[str, Any]]:
     answers = []
     for message in messages:
         try:
-            answers.append(json.loads(message.data))
+            answer = json.loads(message.data)
         except ValueError:
             continue
+        if isinstance(answer, dict):
+            answers.append(answer)
     return answers
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from typing import Any
@@ -347,3 +348,24 @@ def test_a_connection_lost_while_asking_every_server_is_an_error_not_silence(fre
 
     with pytest.raises(NatsOpsError, match="connection to the server was lost"):
         asyncio.run(ask())
+
+
+def test_a_server_slow_to_answer_is_waited_for_not_counted_as_down(fresh_cluster):
+    """Gathering settles a moment after the last answer; a routed server that answers later (a busy machine,
+    here a stopped process) is asked again on its own instead of passing for one that is down."""
+    first, *_, slow = fresh_cluster.nodes
+    params = {name: spec.get("default") for name, spec in CONNECTION_ARGUMENT_SPEC.items()}
+    params.update(servers=[first.url], user=SYS_USER, password=SYS_PASSWORD)
+
+    async def ask() -> list[dict[str, Any]]:
+        async with nats_connection(resolve_options(params)) as connection:
+            return await gather(connection.client, "$SYS.REQ.SERVER.PING.VARZ", None, timeout=10)
+
+    slow.process.send_signal(signal.SIGSTOP)
+    resume = threading.Timer(2, slow.process.send_signal, [signal.SIGCONT])
+    resume.start()
+    try:
+        answers = asyncio.run(ask())
+    finally:
+        resume.join()
+    assert sorted(answer["server"]["name"] for answer in answers) == sorted(node.name for node in fresh_cluster.nodes)
