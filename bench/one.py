@@ -163,7 +163,9 @@ def prepare(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         return lambda: asyncio.run(bare_restore(args.url, Path(args.path)))
     if op == "verify":
         module_runner()  # same imports as the restore module, so its RSS compares with baseline-module
-        from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import verify_stream_backup
+        from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.backup_files import (
+            verify_stream_backup,
+        )
 
         return lambda: verify_stream_backup(Path(args.path))
     run_module = module_runner()

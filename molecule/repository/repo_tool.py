@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, "/opt/natsops-backup/collections")
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job import JobConfig
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_job import JobConfig
 
 
 def main(command: str, config: str, *rest: str) -> int:

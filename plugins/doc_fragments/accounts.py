@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The accounts option of modules that look into every account (module_utils/connection.py ACCOUNTS_OPTION).
+    # The accounts option of modules that look into every account (module_utils/core/connection.py ACCOUNTS_OPTION).
     DOCUMENTATION = r"""
 options:
   accounts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The connection options shared by every module (plugins/module_utils/connection.py).
+    # The connection options shared by every module (plugins/module_utils/core/connection.py).
     DOCUMENTATION = r"""
 options:
   servers:

@@ -151,7 +151,7 @@ diff:
 from functools import partial
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.account_claims import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.account_claims import (
     AccountJwt,
     AccountResolver,
     Holding,
@@ -164,7 +164,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.account_claims i
     seconds_text,
     secrets_in,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     nats_argument_spec,
     nats_connection,

@@ -158,15 +158,15 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.restic import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore import (
+    find_backups,
+    verify_backups,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.restic import (
     Repository,
     RepositorySettings,
     Snapshot,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
-    find_backups,
-    verify_backups,
 )
 
 # The set's summary, as the backup playbook writes one; it also tells which snapshots a directory holds, so

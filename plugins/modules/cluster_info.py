@@ -171,8 +171,8 @@ waited:
 import time
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import observe_cluster
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.model import observe_cluster
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     ACCOUNTS_OPTION,
     NatsModule,
     account_options,
@@ -181,9 +181,9 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, poll
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_positive
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline, poll
 
 POLL_INTERVAL = 1.0
 

@@ -284,23 +284,23 @@ diff:
 from functools import partial
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
-    LIFECYCLE_OPTIONS,
-    ConsumerAsset,
-    converge,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     nats_argument_spec,
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_name
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.consumer_config import (
     CONSUMER,
     desired_consumer,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import (
+    LIFECYCLE_OPTIONS,
+    ConsumerAsset,
+    converge,
+)
 
 
 async def manage_consumer(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:

@@ -154,17 +154,17 @@ from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     describe_release,
     nats_argument_spec,
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.durations import parse_time
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_selection
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.durations import parse_time
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_name, check_selection
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import (
     CONSUMER_NOT_FOUND,
     STREAM_NOT_FOUND,
     JetStreamApi,
@@ -172,7 +172,8 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
     is_durable,
     jetstream_session,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.selection import choose_streams
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.pausing import (
     PAUSE_API_LEVEL,
     PAUSE_RELEASE,
     PauseUntil,
@@ -180,7 +181,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import (
     pause_state,
     set_pause,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.selection import choose_streams
 
 PATTERN_CHARS = set("*?[")
 GONE = (STREAM_NOT_FOUND, CONSUMER_NOT_FOUND)  # deleted while the task ran

@@ -146,12 +146,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_export import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
+    NatsModule,
+    nats_argument_spec,
+    resolve_options,
+    run_procedure,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_selection
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.transfer.config_export import (
     existing_export,
     read_export,
     write_export,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_transfer import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.transfer.config_transfer import (
     apply_import,
     gather_configuration,
     plan_import,
@@ -159,14 +167,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.config_transfer 
     select,
     summary,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
-    NatsModule,
-    nats_argument_spec,
-    resolve_options,
-    run_procedure,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_selection
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
 
 
 async def export_configuration(params: dict[str, Any], check_mode: bool, diff_mode: bool) -> dict[str, Any]:

@@ -83,7 +83,13 @@ group:
 
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.membership import (
+    meta_leader,
+    step_down,
+    with_retries,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.system import SystemApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     describe_release,
     nats_argument_spec,
@@ -91,15 +97,13 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     run_procedure,
     server_release,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_name, check_positive
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import (
     NO_META_LEADER,
     jetstream_session,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.membership import meta_leader, step_down, with_retries
-from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
-from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline
 
 
 async def move_leader(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:

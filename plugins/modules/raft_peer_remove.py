@@ -180,13 +180,22 @@ import difflib
 import time
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.membership import (
+    Removal,
+    judge_meta_removal,
+    judge_stream_removal,
+    remove_meta_peer,
+    remove_stream_peer,
+    with_retries,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.model import (
     ClusterView,
     observe_cluster,
     peer_id,
     stream_facts,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.system import SystemApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     ACCOUNTS_OPTION,
     NatsModule,
     account_options,
@@ -195,23 +204,14 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.connection impor
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name, check_positive
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_name, check_positive
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import (
     NO_META_LEADER,
     JetStreamApi,
     jetstream_session,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.membership import (
-    Removal,
-    judge_meta_removal,
-    judge_stream_removal,
-    remove_meta_peer,
-    remove_stream_peer,
-    with_retries,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.system import SystemApi
-from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline
 
 
 def not_a_member(params: dict[str, Any], group: str, members: list[str]) -> dict[str, Any]:

@@ -370,20 +370,20 @@ diff:
 from functools import partial
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
-    LIFECYCLE_OPTIONS,
-    StreamAsset,
-    converge,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     nats_argument_spec,
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import check_name
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
-from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_name
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import (
+    LIFECYCLE_OPTIONS,
+    StreamAsset,
+    converge,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.stream_config import (
     STREAM,
     desired_stream,
 )

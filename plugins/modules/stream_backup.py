@@ -232,28 +232,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup import (
-    ExistingBackup,
-    existing_backup,
-    plan_backup,
-    run_backup,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     nats_argument_spec,
     resolve_options,
     run_procedure,
     server_release,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import (
     MAX_PARALLEL,
     check_name,
     check_range,
     check_selection,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
-from ansible_collections.natsops.jetstream.plugins.module_utils.snapshot import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.backup import (
+    ExistingBackup,
+    existing_backup,
+    plan_backup,
+    run_backup,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.snapshot import (
     DEFAULT_CHUNK_SIZE,
     MAX_WINDOW_SIZE,
     MIN_WINDOW_SIZE,

@@ -347,22 +347,21 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     NatsModule,
     nats_argument_spec,
     resolve_options,
     run_procedure,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.input_checks import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import (
     MAX_PARALLEL,
     MAX_REPLICAS,
     check_range,
     check_selection,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import jetstream_session
-from ansible_collections.natsops.jetstream.plugins.module_utils.pausing import PAUSE_RELEASE, parse_until
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import jetstream_session
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore import (
     DEFAULT_RESTORE_CHUNK,
     FIRST_SEQ_RESTORED,
     IF_EXISTS_CHOICES,
@@ -377,22 +376,23 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.restore import (
     restore_config,
     verify_backups,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore_checks import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore_checks import (
     Planned,
     Target,
     problems,
     read_target,
     settle_servers_up,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore_claims import RestoreClaims
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore_run import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore_claims import RestoreClaims
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore_run import (
     RestoreRun,
     RunOutcome,
     SafetyOptions,
     describe_loss,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.safety import default_safety_root
-from ansible_collections.natsops.jetstream.plugins.module_utils.sources import source_warnings
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.safety import default_safety_root
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.sources import source_warnings
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.pausing import PAUSE_RELEASE, parse_until
 
 
 async def restore(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:

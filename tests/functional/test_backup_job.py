@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_job import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SKIPPED,
@@ -20,7 +20,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job impor
     run_job,
     verify_job,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.restic import Repository
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.restic import Repository
 from support.modules import ModuleFailed, run_module
 from support.playbooks import PlaybookRun
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER

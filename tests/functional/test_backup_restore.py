@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup_files import MANIFEST_FORMAT
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.backup_files import MANIFEST_FORMAT
 from support.fixtures import NATSCLI_FIXTURE
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER

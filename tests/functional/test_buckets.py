@@ -109,8 +109,8 @@ def test_an_object_whose_data_does_not_match_its_digest_fails_the_restore(
 
 def test_a_bucket_that_changes_while_it_is_read_gets_no_view(nats_standalone, unique_name):
     """The view is kept only if it describes the snapshot: the stream must not have moved since."""
-    from ansible_collections.natsops.jetstream.plugins.module_utils.buckets import bucket_of, recorded_view
-    from ansible_collections.natsops.jetstream.plugins.module_utils.jsapi import JetStreamApi
+    from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi
+    from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.buckets import bucket_of, recorded_view
 
     bucket = unique_name("moving")
     fill_kv(nats_standalone, bucket, keys=2)

@@ -8,7 +8,7 @@ from typing import Any
 
 import nats
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.durations import parse_time
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.durations import parse_time
 from nats.errors import TimeoutError as NatsTimeoutError
 from support.config_modules import require_release
 from support.hostile import app, js

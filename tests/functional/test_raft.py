@@ -9,14 +9,14 @@ import time
 from typing import Any
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import peer_id
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.model import peer_id
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.system import gather
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import (
     CONNECTION_ARGUMENT_SPEC,
     nats_connection,
     resolve_options,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.system import gather
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER, SYS_PASSWORD, SYS_USER, NatsCluster
 from support.streams import SyncJs

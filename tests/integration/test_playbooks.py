@@ -170,7 +170,11 @@ def test_restore_takes_the_latest_set_out_of_the_repository(
     nats_cluster: NatsCluster, fresh_standalone: NatsNode, tmp_path: Path, unique_name
 ) -> None:
     """The scheduled job's repository as restore.yml's source: the newest set, checked, then restored."""
-    from ansible_collections.natsops.jetstream.plugins.module_utils.backup_job import EXIT_OK, JobConfig, run_job
+    from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_job import (
+        EXIT_OK,
+        JobConfig,
+        run_job,
+    )
 
     prefix = unique_name("RP")
     source = make_streams(nats_cluster.urls, prefix)

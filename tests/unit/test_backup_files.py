@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils import backup_files
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup import existing_backup
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery import backup_files
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.backup import existing_backup
 from support.fixtures import NATSCLI_FIXTURE
 
 FIXTURE = NATSCLI_FIXTURE / "account-backup"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.backup_metrics import BackupState, render
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_metrics import BackupState, render
 
 
 def samples(text: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.membership import judge_meta_removal
+from ansible_collections.natsops.jetstream.plugins.module_utils.cluster.model import (
     ClusterView,
     GroupFacts,
     MetaGroup,
@@ -10,7 +11,6 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.cluster import (
     peer_id,
     streams_from_jsz,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.membership import judge_meta_removal
 
 
 def test_peer_id_matches_the_server():

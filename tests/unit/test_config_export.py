@@ -8,9 +8,9 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils import config_export
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_transfer import choose_streams, select
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.transfer import config_export
+from ansible_collections.natsops.jetstream.plugins.module_utils.transfer.config_transfer import choose_streams, select
 
 STREAM = {"name": "ORDERS", "subjects": ["orders.>"], "storage": "file", "metadata": {"_nats.ver": "2.15.1"}}
 CONSUMER = {"durable_name": "SHIP", "name": "SHIP", "ack_policy": "explicit", "filter_subject": "orders.new"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import CONNECTION_ARGUMENT_SPEC
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import CONNECTION_ARGUMENT_SPEC
 
 COMPARED = ("type", "elements", "choices", "default", "required", "aliases")
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.assets import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_fields import merged, outgoing
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.consumer_config import (
+    CONSUMER,
+    desired_consumer,
+    new_consumer_config,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import (
     ConsumerAsset,
     StreamAsset,
     guard,
     plan_absent,
     plan_present,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_fields import merged, outgoing
-from ansible_collections.natsops.jetstream.plugins.module_utils.consumer_config import (
-    CONSUMER,
-    desired_consumer,
-    new_consumer_config,
-)
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.stream_config import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.stream_config import (
     STREAM,
     adjust_update,
     desired_stream,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.durations import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.durations import (
     format_duration,
     format_time,
     parse_duration,
     parse_size,
     parse_time,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
 
 SECOND = 1_000_000_000
 

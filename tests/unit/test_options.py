@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.natsops.jetstream.plugins.module_utils import connection, restore, snapshot
-from ansible_collections.natsops.jetstream.plugins.module_utils.errors import NatsOpsError
-from ansible_collections.natsops.jetstream.plugins.module_utils.version import COLLECTION_VERSION
+from ansible_collections.natsops.jetstream.plugins.module_utils.core import connection
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.version import COLLECTION_VERSION
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery import restore, snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.restore import replica_state
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.restore import replica_state
 
 # Seen while putting back a stream after one of three servers was killed: the dead one never answered.
 DEAD_FOLLOWER = {"name": "c1-n1", "current": False, "active": 0, "lag": 2, "peer": "H0UwUkZd"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.sources import (
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.sources import (
     SourcePosition,
     dependencies,
     index_name,

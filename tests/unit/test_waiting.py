@@ -7,8 +7,8 @@ import itertools
 import types
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils import waiting
-from ansible_collections.natsops.jetstream.plugins.module_utils.waiting import Deadline, backoff, poll, retry
+from ansible_collections.natsops.jetstream.plugins.module_utils.core import waiting
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline, backoff, poll, retry
 
 
 class Clock:

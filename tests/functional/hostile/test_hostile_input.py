@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.config_export import decode_entry, encode_entry
+from ansible_collections.natsops.jetstream.plugins.module_utils.transfer.config_export import decode_entry, encode_entry
 from support.fixtures import NATSCLI_FIXTURE
 from support.hostile import app, js
 from support.modules import ModuleFailed, run_module

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from ansible_collections.natsops.jetstream.plugins.module_utils.connection import nats_connection, resolve_options
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.connection import nats_connection, resolve_options
 from support.certificates import make_certificates
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER, NatsNode
