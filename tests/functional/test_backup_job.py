@@ -25,6 +25,7 @@ from support.modules import ModuleFailed, run_module
 from support.playbooks import PlaybookRun
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER
 from support.streams import SyncJs
+from support.threads import Outcome
 
 REPOSITORY_PASSWORD = "correct horse battery staple"
 
@@ -233,6 +234,35 @@ def test_a_second_run_skips_while_one_holds_the_lock_and_says_so(initialised, tm
     assert any("skipped" in line and "a backup run (pid 1" in line for line in lines), lines
     assert float(metrics(tmp_path)["natsops_backup_last_skipped_timestamp_seconds"]) > 0
     assert repository(config).snapshots() == []
+
+
+def test_a_run_that_held_the_lock_keeps_what_a_skipped_run_published(tmp_path, nats_standalone, unique_name):
+    """Each run publishes only what it owns onto the state as saved then: the run that held the lock, ending
+    after a skipped one, does not put back the skip time it read before."""
+    name = unique_name("JOBHELD")
+    make_stream(nats_standalone, name)
+    gated = tmp_path / "gated-restic"
+    # restic whose backup waits until the test opens the gate: the run holds the lock meanwhile
+    gated.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = backup ]; then touch {tmp_path}/holding; until [ -e {tmp_path}/gate ]; do sleep 0.05; done; fi\n'
+        'exec restic "$@"\n'
+    )
+    gated.chmod(0o700)
+    config = job_config(tmp_path, nats_standalone, [name])
+    data = json.loads(config.read_text())
+    data["repository"]["restic"] = str(gated)
+    config.write_text(json.dumps(data))
+    repository(config).init()
+    holder = Outcome(lambda: run_job(JobConfig.load(config), Lines()))
+    holder.wait_for(lambda: (tmp_path / "holding").exists(), interval=0.05)
+    assert run_job(JobConfig.load(config), Lines()) == EXIT_SKIPPED
+    skipped = float(metrics(tmp_path)["natsops_backup_last_skipped_timestamp_seconds"])
+    (tmp_path / "gate").touch()
+    assert holder.error(timeout=120) is None and holder.result == EXIT_OK
+    published = metrics(tmp_path)
+    assert float(published["natsops_backup_last_skipped_timestamp_seconds"]) == skipped > 0
+    assert float(published["natsops_backup_last_success_timestamp_seconds"]) > skipped
 
 
 def test_init_creates_the_repository_once_and_never_over_a_wrong_password(tmp_path, nats_standalone, capsys):

@@ -50,7 +50,13 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.snapsho
     SnapshotOptions,
     SnapshotResult,
 )
-from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_metrics import BackupState, publish
+from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_metrics import (
+    RUN_FIELDS,
+    SKIP_FIELDS,
+    VERIFY_FIELDS,
+    BackupState,
+    publish,
+)
 from ansible_collections.natsops.jetstream.plugins.module_utils.repository.restic import (
     Repository,
     RepositorySettings,
@@ -198,14 +204,13 @@ class AccountOutcome:
 
 def run_job(config: JobConfig, log: Log = log_line) -> int:
     """Back up every account into the repository; the exit code says how it went."""
-    state = BackupState.load(config.state_file)
     try:
         with exclusive(config.state_dir / "run.lock", "a backup run", config.lock_wait, log):
-            return _run_locked(config, state, log)
+            # Read under the lock: the run that held it has published its set time by now.
+            return _run_locked(config, BackupState.load(config.state_file), log)
     except LockHeld as held:
         log(f"skipped: {held.holder} holds the backup lock (set lock_wait to wait for it)")
-        state.last_skipped = time.time()
-        publish(state, config.state_file, config.metrics_file)
+        publish(BackupState(last_skipped=time.time()), config.state_file, config.metrics_file, SKIP_FIELDS)
         return EXIT_SKIPPED
 
 
@@ -247,7 +252,7 @@ def _run_locked(config: JobConfig, state: BackupState, log: Log) -> int:
         state.last_success = now
         state.bytes = sum(outcome.bytes for outcome in outcomes)
         state.streams = sum(outcome.streams for outcome in outcomes)
-    publish(state, config.state_file, config.metrics_file)
+    publish(state, config.state_file, config.metrics_file, RUN_FIELDS)
     verdict = "failed: " + "; ".join(f"{o.account}: {o.error}" for o in failed) if failed else "complete"
     log(f"backup set {stamp} {verdict} in {state.duration_seconds:.1f}s")
     return EXIT_FAILED if failed else EXIT_OK
@@ -343,13 +348,15 @@ def verify_job(config: JobConfig, log: Log = log_line) -> int:
     try:
         with exclusive(config.state_dir / "run.lock", "a verification", max(config.lock_wait, 3600.0), log):
             ok, reason = _verify_locked(config, log)
-            state = BackupState.load(config.state_file)  # under the lock: no backup run publishes meanwhile
+            state = BackupState()
             state.verify_last_attempt = time.time()
             state.verify_last_attempt_success = ok
             state.verify_last_reason = reason
             if ok:
                 state.verify_last_success = state.verify_last_attempt
-            publish(state, config.state_file, config.metrics_file)
+            else:
+                state.verify_last_success = BackupState.load(config.state_file).verify_last_success
+            publish(state, config.state_file, config.metrics_file, VERIFY_FIELDS)
     except LockHeld as held:
         log(f"skipped: {held.holder} holds the backup lock")
         return EXIT_SKIPPED

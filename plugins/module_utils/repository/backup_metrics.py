@@ -6,9 +6,11 @@ every run, from a small state file that remembers what a failed run must not for
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,11 +102,27 @@ def render(state: BackupState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish(state: BackupState, state_file: Path, metrics_file: Path | None) -> None:
-    """Save the state, then the metrics (node_exporter reads the file whole: written beside it, then renamed)."""
-    state.save(state_file)
-    if metrics_file is not None:
-        _write_atomically(metrics_file, render(state), 0o644)
+# Who writes what: a run skipped for the lock writes only its time, a verification only its own fields, a backup
+# run the rest. Each publishes its own fields onto the state as it is on disk then, so a run that took a minute
+# does not put back what a skipped run or a verification wrote meanwhile.
+SKIP_FIELDS = frozenset({"last_skipped"})
+VERIFY_FIELDS = frozenset(name for name in BackupState.__dataclass_fields__ if name.startswith("verify_"))
+RUN_FIELDS = frozenset(BackupState.__dataclass_fields__) - SKIP_FIELDS - VERIFY_FIELDS
+
+
+def publish(state: BackupState, state_file: Path, metrics_file: Path | None, fields: Iterable[str]) -> BackupState:
+    """Put ``fields`` of ``state`` into the saved state, under a short lock of its own, then rewrite the metrics
+    (node_exporter reads the file whole: written beside it, then renamed). Returns the state published."""
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_file.with_name(state_file.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = BackupState.load(state_file)
+        for name in fields:
+            setattr(saved, name, getattr(state, name))
+        saved.save(state_file)
+        if metrics_file is not None:
+            _write_atomically(metrics_file, render(saved), 0o644)
+    return saved
 
 
 def _number(value: float) -> str:
