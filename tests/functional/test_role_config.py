@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from support.role_render import host_vars, run_role
 from support.servers import next_address, server_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 ENCRYPTION_KEY = "a-key-that-must-never-be-logged-3f9c"
 ROUTE_PASSWORD = "route/secret@with:odd chars"
 LEAF_PASSWORD = "leaf-secret"

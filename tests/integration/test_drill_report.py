@@ -3,14 +3,11 @@ list item on a line of its own, whatever the report holds."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support.playbooks import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "playbooks" / "templates" / "dr_drill_report.md.j2"
@@ -62,20 +59,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     ]
     playbook = workdir / "render.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    env = {**os.environ, "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
-    run = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            str(playbook),
-            "-e",
-            json.dumps({"ansible_python_interpreter": sys.executable}),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    run = run_playbook(playbook, workdir, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return {name: (workdir / f"{index}.md").read_text() for index, name in enumerate(CASES)}
 

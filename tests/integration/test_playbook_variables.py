@@ -8,48 +8,32 @@ keep them: an inventory, a vars file, the vars of an import_playbook.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from support.playbooks import run_playbook
 from support.servers import APP_PASSWORD, APP_USER, NatsNode
 from support.streams import SyncJs, progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO_ROOT / "playbooks"
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 APP = {"user": APP_USER, "password": APP_PASSWORD}
 SETTINGS = yaml.safe_load((PLAYBOOKS / "vars" / "natsops_defaults.yml").read_text())
 RENAMED = SETTINGS["_natsops_renamed"]
 
 
 def ansible_playbook(playbook: str, tmp_path: Path, inventory: dict | None = None, extra_vars: dict | None = None):
-    args = [PLAYBOOK, playbook]
-    if inventory is not None:
-        (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-        args += ["-i", str(tmp_path / "inventory.yml")]
-    extra = {"ansible_python_interpreter": sys.executable, **(extra_vars or {})}
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_DEPRECATION_WARNINGS": "true",
-    }
-    return subprocess.run(
-        [*args, "-e", f"@{tmp_path / 'extra.json'}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
+    """``playbook`` run from ``tmp_path``, deprecation warnings shown whatever the environment says."""
+    return run_playbook(
+        playbook,
+        tmp_path,
+        extra_vars=extra_vars,
+        inventory=inventory,
+        env={"ANSIBLE_DEPRECATION_WARNINGS": "true"},
         cwd=tmp_path,
     )
 

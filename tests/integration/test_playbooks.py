@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from support.playbooks import run_playbook
 from support.servers import APP_PASSWORD, APP_USER, SYS_PASSWORD, SYS_USER, NatsCluster, NatsNode
 from support.streams import SyncJs, progress
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 APP = {"user": APP_USER, "password": APP_PASSWORD}
-
-
-def run_playbook(
-    name: str, extra_vars: dict, tmp_path: Path, inventory: str | None = None
-) -> subprocess.CompletedProcess:
-    vars_file = tmp_path / f"{name}-vars.json"
-    inventory_args = []
-    if inventory is not None:
-        (tmp_path / "inventory.ini").write_text(inventory)
-        inventory_args = ["-i", str(tmp_path / "inventory.ini")]
-    vars_file.write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    return subprocess.run(
-        [PLAYBOOK, f"natsops.jetstream.{name}", *inventory_args, "-e", f"@{vars_file}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
 
 
 def output(result: subprocess.CompletedProcess) -> str:
@@ -71,7 +42,7 @@ def test_backup_keeps_the_last_complete_sets_and_restore_rebuilds_them_elsewhere
         "backup_keep": 2,
     }
     for _run in range(3):
-        result = run_playbook("backup", backup_vars, tmp_path)
+        result = run_playbook("natsops.jetstream.backup", tmp_path, extra_vars=backup_vars)
         assert result.returncode == 0, output(result)
         time.sleep(1.1)  # backups are named by the second
     kept = sorted(path.name for path in root.iterdir())
@@ -87,7 +58,7 @@ def test_backup_keeps_the_last_complete_sets_and_restore_rebuilds_them_elsewhere
     (root / "manual" / "summary.json").write_text('{"accounts": {}}')
     target = {"APP": {"servers": [fresh_standalone.url], **APP}}
     restore_vars = {"natsops_accounts": target, "backup_root": str(root), "restore_replicas": 1}
-    result = run_playbook("restore", restore_vars, tmp_path)
+    result = run_playbook("natsops.jetstream.restore", tmp_path, extra_vars=restore_vars)
     assert result.returncode == 0, output(result)
     assert f"Restored backup {root / kept[-1]}" in result.stdout
     restored = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)
@@ -103,14 +74,18 @@ def test_restore_refuses_existing_streams_before_touching_any(
     root = tmp_path / "backups"
     accounts = {"APP": {"servers": nats_cluster.urls, **APP}}
     result = run_playbook(
-        "backup", {"natsops_accounts": accounts, "backup_root": str(root), "backup_streams": [f"{prefix}_*"]}, tmp_path
+        "natsops.jetstream.backup",
+        tmp_path,
+        extra_vars={"natsops_accounts": accounts, "backup_root": str(root), "backup_streams": [f"{prefix}_*"]},
     )
     assert result.returncode == 0, output(result)
     target = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)
     target.create_stream(f"{prefix}_B")  # already there, empty
     target_accounts = {"APP": {"servers": [fresh_standalone.url], **APP}}
     result = run_playbook(
-        "restore", {"natsops_accounts": target_accounts, "backup_root": str(root), "restore_replicas": 1}, tmp_path
+        "natsops.jetstream.restore",
+        tmp_path,
+        extra_vars={"natsops_accounts": target_accounts, "backup_root": str(root), "restore_replicas": 1},
     )
     assert result.returncode != 0
     assert f"{prefix}_B" in result.stdout
@@ -120,7 +95,11 @@ def test_restore_refuses_existing_streams_before_touching_any(
     # A set whose backup never finished (no summary.json) is refused by name, not half-restored.
     incomplete = root / "20000101T000000Z"
     (incomplete / "APP").mkdir(parents=True)
-    result = run_playbook("restore", {"natsops_accounts": target_accounts, "restore_from": str(incomplete)}, tmp_path)
+    result = run_playbook(
+        "natsops.jetstream.restore",
+        tmp_path,
+        extra_vars={"natsops_accounts": target_accounts, "restore_from": str(incomplete)},
+    )
     assert result.returncode != 0
     assert f"{incomplete} has no summary.json" in result.stdout + result.stderr
 
@@ -146,7 +125,9 @@ def replace_vars(cluster: NatsCluster, dead: str) -> dict:
 def test_replace_node_refuses_a_server_that_still_answers(nats_cluster: NatsCluster, tmp_path: Path) -> None:
     alive = nats_cluster.nodes[-1].name
     inventory = REPLACEMENT_INVENTORY.format(new_name="brand-new")
-    result = run_playbook("replace_node", replace_vars(nats_cluster, alive), tmp_path, inventory)
+    result = run_playbook(
+        "natsops.jetstream.replace_node", tmp_path, extra_vars=replace_vars(nats_cluster, alive), inventory=inventory
+    )
     assert result.returncode != 0
     assert f"{alive} still answers: stop it first" in result.stdout
     assert nats_cluster.meta_leader() is not None
@@ -156,10 +137,10 @@ def test_replace_node_refuses_a_server_that_still_answers(nats_cluster: NatsClus
 def test_replace_node_refuses_a_server_name_the_meta_group_knows(nats_cluster: NatsCluster, tmp_path: Path) -> None:
     for new_name in ["gone", nats_cluster.nodes[0].name]:  # the lost server's own name, or a current peer's
         result = run_playbook(
-            "replace_node",
-            replace_vars(nats_cluster, "gone"),
+            "natsops.jetstream.replace_node",
             tmp_path,
-            REPLACEMENT_INVENTORY.format(new_name=new_name),
+            extra_vars=replace_vars(nats_cluster, "gone"),
+            inventory=REPLACEMENT_INVENTORY.format(new_name=new_name),
         )
         assert result.returncode != 0
         assert f"would join as {new_name}, a name the meta group knows or" in result.stdout
@@ -202,7 +183,7 @@ def test_restore_takes_the_latest_set_out_of_the_repository(
         "natsops_restore_repository": repository,
         "natsops_restore_replicas": 1,
     }
-    result = run_playbook("restore", restore_vars, tmp_path)
+    result = run_playbook("natsops.jetstream.restore", tmp_path, extra_vars=restore_vars)
     assert result.returncode == 0, output(result)
     assert f"Restored backup {root / 'from-repository' / newest}" in result.stdout
     restored = SyncJs([fresh_standalone.url], APP_USER, APP_PASSWORD)

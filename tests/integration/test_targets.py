@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from support.playbooks import run_playbook
 from support.servers import APP_PASSWORD, APP_USER, OTHER_PASSWORD, OTHER_USER, SYS_PASSWORD, SYS_USER
 from support.streams import SyncJs
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 
 def run_target(target: str, extra_vars: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({"target": target, "ansible_python_interpreter": sys.executable, **extra_vars}))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    return subprocess.run(
-        [PLAYBOOK, "-vvv", str(HERE / "run_target.yml"), "-e", f"@{vars_file}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    """The integration target ``target`` (tests/integration/targets), at -vvv."""
+    return run_playbook(HERE / "run_target.yml", tmp_path, extra_vars={"target": target, **extra_vars}, verbosity=3)
 
 
 def test_stream_backup_restore_target(nats_standalone, tmp_path, unique_name):

@@ -5,17 +5,12 @@ install steps are covered by the molecule scenarios; this renders what the confi
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from support.playbooks import run_playbook
 from support.servers import free_ports
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 # The role's own tasks, minus install and systemd: pre-flight, TLS files, the validated config.
 RENDER_PLAYBOOK = """
@@ -41,17 +36,8 @@ def run_role(
     """The role's tasks on ``hosts`` (group nats, ``group_vars``) and on ``leaves`` (their own vars only), at
     ``verbosity`` (-v count: what an operator debugging a run would see)."""
     inventory = {"all": {"children": {"nats": {"hosts": hosts, "vars": group_vars}, "leaves": {"hosts": leaves or {}}}}}
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_VERBOSITY": str(verbosity),
-    }
-    command = [PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml")]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    return run_playbook(tmp_path / "render.yml", tmp_path, inventory=inventory, verbosity=verbosity)
 
 
 def host_vars(tmp_path: Path, name: str, address: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +25,12 @@ import nkeys
 import pytest
 import yaml
 from support.jwt_issuer import Identity, Operator
+from support.playbooks import run_playbook
 from support.servers import NatsCluster, NatsNode, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 # Distinctive secrets: nothing else in the output can contain one of them by chance.
 APP_PASSWORD = "pw-7f3a9c-secret"
@@ -422,7 +421,7 @@ def case_key(index: int) -> str:
     return f"c{index:02d}"
 
 
-def run_playbook(kind: Kind, cases: list[Case], workdir: Path, config: Path) -> subprocess.CompletedProcess:
+def run_cases(kind: Kind, cases: list[Case], workdir: Path, config: Path) -> subprocess.CompletedProcess:
     """One playbook with every case as a task (ignore_errors), its arguments read from a vars file."""
     workdir.mkdir(parents=True, exist_ok=True)
     tasks = []
@@ -439,34 +438,18 @@ def run_playbook(kind: Kind, cases: list[Case], workdir: Path, config: Path) -> 
     play = {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}
     playbook = workdir / "secrets.yml"
     playbook.write_text(yaml.safe_dump([play], sort_keys=False, width=200))
-    variables = workdir / "vars.json"
-    variables.write_text(
-        json.dumps(
-            {
-                "ansible_python_interpreter": sys.executable,
-                "cases": {case_key(index): case.args for index, case in enumerate(cases)},
-            }
-        )
-    )
-    env = {name: value for name, value in os.environ.items() if not name.startswith("NATS_")}
-    env.update(
-        {
+    return run_playbook(
+        playbook,
+        workdir,
+        extra_vars={"cases": {case_key(index): case.args for index, case in enumerate(cases)}},
+        environ={name: value for name, value in os.environ.items() if not name.startswith("NATS_")},
+        env={
             "ANSIBLE_CONFIG": str(config),
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".build" / "collections"),
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_NOCOLOR": "1",
             "XDG_CONFIG_HOME": str(workdir / "no-config"),  # no natscli context of this machine is read
             **kind.env,
-        }
-    )
-    return subprocess.run(
-        [PLAYBOOK, "-vvv", str(playbook), "-e", f"@{variables}"],
-        capture_output=True,
-        text=True,
-        env=env,
+        },
+        verbosity=3,
         timeout=150,
-        check=False,
     )
 
 
@@ -486,9 +469,7 @@ def runs(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     planned = {kind.name: cases_for(kind, workdir / kind.name) for kind in kinds}
 
     def run(kind: Kind) -> Run:
-        return Run(
-            kind, planned[kind.name], run_playbook(kind, planned[kind.name], workdir / kind.name / "play", config)
-        )
+        return Run(kind, planned[kind.name], run_cases(kind, planned[kind.name], workdir / kind.name / "play", config))
 
     with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
         return {each.kind.name: each for each in pool.map(run, kinds)}
