@@ -22,7 +22,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -36,11 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from run import NATS_SERVER, PATTERN, _die_with_parent, human, workdir_base
+from run import (
+    NATS_SERVER,
+    PATTERN,
+    _die_with_parent,
+    directory_bytes,
+    guarded,
+    human,
+    kill,
+    save_results,
+    workdir_base,
+)
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-RESULTS = BENCH / "results"
 MB = 1000 * 1000
 MIB = 1024 * 1024
 FLUSH_EVERY = 4 * MIB
@@ -703,10 +710,6 @@ def filesystem(path: Path) -> dict[str, Any]:
     return found
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
-
-
 def server_version() -> str:
     out = subprocess.run([str(server_binary), "--version"], capture_output=True, text=True, check=False)
     return out.stdout.strip()
@@ -868,10 +871,6 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM: clean up as for Ctrl-C
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Account-scale benchmark of stream_backup / stream_restore.")
     parser.add_argument("--scale", type=float, default=1.0, help="factor on the medium and large streams' sizes")
@@ -904,35 +903,18 @@ def main() -> int:
     if shutil.disk_usage(base).free < need:
         raise SystemExit(f"not enough free disk under {base}: about {human(need)} needed")
     workdir = Path(tempfile.mkdtemp(prefix="natsops-bench-account-", dir=base))
-    signal.signal(signal.SIGTERM, _interrupt)
     bench = Bench(args, workdir)
-    try:
-        result = bench.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        tails = "\n".join(f"--- {server.name}\n{server.log_tail(10)}" for server in bench.servers())
-        print(f"\nbenchmark failed: {exc}\n--- nats-server logs (tails) ---\n{tails}", file=sys.stderr)
-        return 1
-    finally:
-        if _current_child is not None and _current_child.poll() is None:
-            _current_child.kill()
-            _current_child.wait()
-        bench.stop()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
-    text = report(result)
-    print()
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"account-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(f"results written to {stem.relative_to(REPO)}.json and .md")
+    def logs() -> str:
+        tails = "\n".join(f"--- {server.name}\n{server.log_tail(10)}" for server in bench.servers())
+        return f"--- nats-server logs (tails) ---\n{tails}"
+
+    def stop() -> None:
+        kill(_current_child)
+        bench.stop()
+
+    result = guarded(bench.run, workdir, args.keep, stop, logs)
+    save_results("account", result, report(result))
     return 0
 
 

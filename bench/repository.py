@@ -32,7 +32,6 @@ import random
 import resource
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -47,24 +46,38 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import nats
+import one
 import run
-from run import NATS_SERVER, PATTERN, NatsServer, _die_with_parent, _settle, human, js, parse_size, workdir_base
+from run import (
+    NATS_SERVER,
+    NatsServer,
+    _die_with_parent,
+    directory_bytes,
+    guarded,
+    human,
+    js,
+    parse_size,
+    save_results,
+    workdir_base,
+)
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-RESULTS = BENCH / "results"
+one.expose_collection()
+from ansible_collections.natsops.jetstream.plugins.module_utils.recovery.backup_files import (  # noqa: E402
+    DATA_FILE,
+    S2_MAGIC,
+    decode_s2_block,
+)
+
 STREAM = run.STREAM  # bench/one.py backs up this name
 MB = 1000 * 1000
 MIB = 1024 * 1024
 HOSTS = [f"127.0.0.{last}" for last in range(200, 210)]  # this benchmark's loopback addresses
 MIN_PAYLOAD, MAX_PAYLOAD = 1024, 4096
-FLUSH_EVERY = 4 * MIB
 APPEND_FRACTION = 0.01
 PURGE_FRACTION = 0.01  # the oldest messages removed, as a stream's max_age / max_msgs limits do
 TARGET_RATIO = 1.3  # (backup + restic) / plain backup, from the issue
-DATA_FILE = "stream.tar.s2"
 RAW_FILE = "stream.natsarc"  # the prototype's decompressed archive
-S2_MAGIC = b"\xff\x06\x00\x00S2sTwO"
+SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 
 
 # --- restic option sets ------------------------------------------------------------------------------
@@ -107,49 +120,14 @@ def own_address() -> tuple[str, int]:
     raise SystemExit(f"none of {HOSTS[0]}-{HOSTS[-1]} can be bound: is 127.0.0.0/8 routed to lo?")
 
 
-class Server(NatsServer):
-    """bench/run.py's server, on this benchmark's own addresses (run.py picks a random 127.0.0.x)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.host, self.port = own_address()
-        self.url = f"nats://{self.host}:{self.port}"
-        self.log = workdir / "nats-server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-
-async def _publish_until(url: str, target: int, seed: int, create: bool) -> dict[str, Any]:
-    """Core-publish 1-4 KiB payloads, half random and half pattern (S2 halves them), until the stream holds
-    ``target`` bytes; what the server dropped is topped up."""
-    rng = random.Random(seed)
-    nc = await nats.connect(url, pending_size=16 * MIB)
-    try:
-        if create:
-            config = {"name": STREAM, "subjects": [f"{STREAM}.>"], "storage": "file", "num_replicas": 1}
-            await js(nc, f"STREAM.CREATE.{STREAM}", config)
-        state = (await js(nc, f"STREAM.INFO.{STREAM}"))["state"]
-        published = start = int(state["messages"])
-        while state["bytes"] < target:
-            budget, unflushed = target - state["bytes"], 0
-            while budget > 0:
-                size = rng.randint(MIN_PAYLOAD, MAX_PAYLOAD)
-                half = size // 2
-                await nc.publish(f"{STREAM}.load.{published % 16}", rng.randbytes(half) + PATTERN[: size - half])
-                published += 1
-                budget -= size
-                unflushed += size
-                if unflushed >= FLUSH_EVERY:
-                    await nc.flush(timeout=60)
-                    unflushed = 0
-            await nc.flush(timeout=60)
-            state = await _settle(nc, STREAM, published)
-        return {"published": published - start, "state": state}
-    finally:
-        await nc.close()
+def uniform_size(rng: random.Random) -> int:
+    return rng.randint(MIN_PAYLOAD, MAX_PAYLOAD)
 
 
 def publish_until(url: str, target: int, seed: int, create: bool = False) -> dict[str, Any]:
-    return asyncio.run(_publish_until(url, target, seed, create))
+    """Core-publish 1-4 KiB payloads, half random and half pattern (S2 halves them), until the stream holds
+    ``target`` bytes (a new R1 stream if ``create``); what the server dropped is topped up: bench/run.py's fill."""
+    return asyncio.run(run._fill(url, STREAM, target, seed, uniform_size, create))
 
 
 async def _purge_head(url: str, fraction: float) -> dict[str, Any]:
@@ -176,10 +154,6 @@ def our_backup(url: str, path: Path) -> dict[str, Any]:
 # --- restic -------------------------------------------------------------------------------------------
 
 
-class ResticError(RuntimeError):
-    pass
-
-
 class Restic:
     """restic with a password file and caches of our own; nothing of the caller's RESTIC_* environment."""
 
@@ -192,7 +166,6 @@ class Restic:
             key: value for key, value in os.environ.items() if not key.startswith(("RESTIC_", "GOMAXPROCS", "GOGC"))
         }
         self.base_env["RESTIC_PASSWORD_FILE"] = str(self.password_file)
-        self.process: subprocess.Popen[bytes] | None = None
         self.cpu_s = 0.0
 
     def version(self) -> str:
@@ -204,28 +177,16 @@ class Restic:
     ) -> tuple[float, str]:
         """Run ``restic -r REPO ARGS``; return its wall time and stdout (its CPU time in ``self.cpu_s``)."""
         command = [self.binary, "-r", str(repo), "--cache-dir", str(cache), *args]
-        with tempfile.TemporaryFile() as stderr:
-            cpu_before = children_cpu()
-            started = time.perf_counter()
-            self.process = process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env={**self.base_env, **(env or {})},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                preexec_fn=_die_with_parent,
-            )
-            assert process.stdout is not None
-            out = process.stdout.read()
-            process.wait()
-            process.stdout.close()
-            seconds = time.perf_counter() - started
-            self.cpu_s = children_cpu() - cpu_before  # restic is the only child reaped meanwhile
-            self.process = None
-            if process.returncode != 0:
-                stderr.seek(0)
-                raise ResticError(f"{' '.join(command)} failed (exit {process.returncode}):\n{stderr.read().decode()}")
+        cpu_before = children_cpu()
+        seconds, out = run.run_captured(
+            command,
+            " ".join(command),
+            cwd=cwd,
+            env={**self.base_env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self.cpu_s = children_cpu() - cpu_before  # restic is the only child reaped meanwhile
         return seconds, out.decode()
 
     def init(self, repo: Path, version: str) -> None:
@@ -239,7 +200,7 @@ class Restic:
             (line for line in map(json.loads, out.splitlines()) if line.get("message_type") == "summary"), None
         )
         if summary is None:
-            raise ResticError(f"restic backup printed no summary:\n{out[-2000:]}")
+            raise RuntimeError(f"restic backup printed no summary:\n{out[-2000:]}")
         return {"seconds": seconds, "cpu_s": self.cpu_s, **summary}
 
     def stats(self, repo: Path, cache: Path) -> dict[str, Any]:
@@ -255,71 +216,36 @@ def stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
-
-
 # --- S2 archives: what changes between two backups --------------------------------------------------------
 
 
 def s2_chunks(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """The chunks of an S2 (or Snappy) framed stream: (type, body)."""
-    if handle.read(len(S2_MAGIC)) not in (S2_MAGIC, b"\xff\x06\x00\x00sNaPpY"):
+    if handle.read(len(S2_MAGIC)) not in (S2_MAGIC, SNAPPY_MAGIC):
         raise ValueError("not an S2 stream")
     while len(header := handle.read(4)) == 4:
         yield header[0], handle.read(int.from_bytes(header[1:4], "little"))
 
 
-def s2_decode_block(block: bytes) -> bytes:
-    """Decode one S2 block (Snappy's format plus S2's repeat-last-offset copy). For investigation: no CRC check."""
-    length = shift = index = 0
-    while True:  # the uncompressed length, a varint
-        byte = block[index]
+def uvarint(data: bytes, index: int) -> tuple[int, int]:
+    """The unsigned varint at ``data[index]``, and the index after it."""
+    value = shift = 0
+    while True:
+        byte = data[index]
         index += 1
-        length |= (byte & 0x7F) << shift
+        value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
-            break
-    out = bytearray()
-    offset = 0
-    end = len(block)
-    while index < end:
-        tag = block[index]
-        kind = tag & 0x03
-        if kind == 0:  # literal: the length in the tag, or in the 1 to 4 bytes after it
-            size = tag >> 2
-            index += 1
-            if size >= 60:
-                extra = size - 59
-                size = int.from_bytes(block[index : index + extra], "little")
-                index += extra
-            out += block[index : index + size + 1]
-            index += size + 1
-            continue
-        if kind == 1:  # copy with an 11-bit offset, or with offset 0: repeat the last offset
-            size = (tag >> 2) & 0x07
-            given = ((tag & 0xE0) << 3) | block[index + 1]
-            index += 2
-            if given:
-                offset = given
-            elif size >= 5:
-                extra = size - 4
-                size = int.from_bytes(block[index : index + extra], "little") + (0, 4, 1 << 8, 1 << 16)[extra]
-                index += extra
-            size += 4
-        else:  # copy with a 2- or 4-byte offset
-            width = 2 if kind == 2 else 4
-            size = (tag >> 2) + 1
-            offset = int.from_bytes(block[index + 1 : index + 1 + width], "little")
-            index += 1 + width
-        start = len(out) - offset
-        if offset >= size:
-            out += out[start : start + size]
-        else:  # overlapping: the last ``offset`` bytes repeated
-            out += (out[start:] * (size // offset + 1))[:size]
+            return value, index
+
+
+def s2_decode_block(block: bytes) -> bytes:
+    """Decode one S2 block, checked against the length it starts with. For investigation: no CRC check."""
+    length = uvarint(block, 0)[0]
+    out = decode_s2_block(block)
     if len(out) != length:
         raise ValueError(f"S2 block decoded to {len(out)} bytes, its header says {length}")
-    return bytes(out)
+    return out
 
 
 def s2_data(body: bytes, kind: int) -> bytes | None:
@@ -363,12 +289,7 @@ def archive_header(path: Path) -> dict[str, Any]:
         return {"format": "unknown"}
     found: dict[str, Any] = {"format": "v2 (NATSARC1)"}
     with contextlib.suppress(ValueError, IndexError):
-        value = shift = 0
-        for index in range(9, 19):
-            value |= (first[index] & 0x7F) << shift
-            shift += 7
-            if not first[index] & 0x80:
-                break
+        value = uvarint(first, len(b"NATSARC1\n"))[0]
         nanos = (value >> 1) ^ -(value & 1)  # zigzag
         found["snapshot_time"] = datetime.fromtimestamp(nanos / 1e9, timezone.utc).isoformat()
         at = first.index(b"state.json") + len("state.json")
@@ -417,7 +338,7 @@ def compare_archives(previous: Path, current: Path) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path, server: Server, restic: Restic) -> None:
+    def __init__(self, args: argparse.Namespace, workdir: Path, server: NatsServer, restic: Restic) -> None:
         self.args = args
         self.workdir = workdir
         self.server = server
@@ -580,10 +501,7 @@ class Bench:
         }
 
     def stop(self) -> None:
-        for process in (run._current_child, self.restic.process):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        run.kill(run._current_child)  # bench/one.py or restic
         self.server.stop()
 
 
@@ -705,10 +623,6 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM: clean up as for Ctrl-C
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="What a restic repository adds to stream_backup: time and growth.")
     parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="stream size (default 1GiB)")
@@ -731,8 +645,6 @@ def main() -> int:
         parser.error("--repeat must be >= 1 and --size >= 1MiB")
     if not Path(args.server).exists():
         parser.error(f"{args.server} not found: run make setup")
-    # NatsServer starts (and asks the version of) run.NATS_SERVER: e.g. a 2.14 server writes V1 (tar) archives.
-    run.NATS_SERVER = Path(args.server)
     if not shutil.which(args.restic):
         parser.error(f"{args.restic} not found: apt-get install restic (0.14 or later)")
 
@@ -742,33 +654,15 @@ def main() -> int:
     if shutil.disk_usage(base).free < need:
         raise SystemExit(f"not enough free disk under {base}: about {human(need)} needed")
     workdir = Path(tempfile.mkdtemp(prefix="natsops-bench-repository-", dir=base))
-    signal.signal(signal.SIGTERM, _interrupt)
-    server = Server(workdir)
+    server = NatsServer(workdir, own_address(), Path(args.server))  # e.g. a 2.14 server writes V1 (tar) archives
     bench = Bench(args, workdir, server, Restic(args.restic, workdir))
-    try:
-        server.start()
-        result = bench.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        print(f"\nbenchmark failed: {exc}\n--- nats-server log (tail) ---\n{server.log_tail()}", file=sys.stderr)
-        return 1
-    finally:
-        bench.stop()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
-    text = report(result)
-    print()
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"repository-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(f"results written to {stem.relative_to(REPO)}.json and .md")
+    def measure() -> dict[str, Any]:
+        server.start()
+        return bench.run()
+
+    result = guarded(measure, workdir, args.keep, bench.stop, server.logs)
+    save_results("repository", result, report(result))
     return 0
 
 

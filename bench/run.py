@@ -29,11 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
+
+T = TypeVar("T")
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -92,11 +95,13 @@ def free_address() -> tuple[str, int]:
 
 
 class NatsServer:
-    """A standalone JetStream nats-server of our own, in ``workdir``."""
+    """A standalone JetStream nats-server of our own, in ``workdir``: on ``address`` (host, port), by default a free
+    port of a random 127.0.0.x, and run from ``binary``, by default the venv's."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, address: tuple[str, int] | None = None, binary: Path | None = None) -> None:
         self.workdir = workdir
-        self.host, self.port = free_address()
+        self.host, self.port = address or free_address()
+        self.binary = binary or NATS_SERVER
         self.url = f"nats://{self.host}:{self.port}"
         self.log = workdir / "nats-server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -112,7 +117,7 @@ class NatsServer:
         )
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [str(NATS_SERVER), "-c", str(config)],
+                [str(self.binary), "-c", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -134,8 +139,12 @@ class NatsServer:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
+    def logs(self) -> str:
+        """What to show when the benchmark fails: the tail of the log."""
+        return f"--- nats-server log (tail) ---\n{self.log_tail()}"
+
     def version(self) -> str:
-        out = subprocess.run([str(NATS_SERVER), "--version"], capture_output=True, text=True, check=False)
+        out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
     def stop(self) -> None:
@@ -205,20 +214,35 @@ async def _settle(nc: Any, stream: str, published: int) -> dict[str, Any]:
         await asyncio.sleep(0.1)
 
 
-async def _fill(url: str, stream: str, target: int, seed: int) -> dict[str, Any]:
-    """Core-publish payloads of 128 B..64 KiB (log-uniform), half random and half pattern, to ``target`` bytes."""
+def log_uniform_size(rng: random.Random) -> int:
+    """A payload size of 128 B..64 KiB, log-uniform: many small payloads and some large ones."""
+    return int(math.exp(rng.uniform(math.log(MIN_PAYLOAD), math.log(MAX_PAYLOAD))))
+
+
+async def _fill(
+    url: str,
+    stream: str,
+    target: int,
+    seed: int,
+    payload_size: Callable[[random.Random], int] = log_uniform_size,
+    create: bool = True,
+) -> dict[str, Any]:
+    """Core-publish payloads of ``payload_size``, half random and half pattern, until the stream holds ``target``
+    bytes: into a new file-storage stream, or (``create`` false) onto what the stream already holds."""
     rng = random.Random(seed)
-    low, high = math.log(MIN_PAYLOAD), math.log(MAX_PAYLOAD)
     nc = await nats.connect(url, pending_size=16 * MIB)
     try:
-        await js(nc, f"STREAM.CREATE.{stream}", {"name": stream, "subjects": [f"{stream}.>"], "storage": "file"})
-        published = 0
-        state: dict[str, Any] = {"bytes": 0, "messages": 0}
+        if create:
+            config = {"name": stream, "subjects": [f"{stream}.>"], "storage": "file"}
+            state = (await js(nc, f"STREAM.CREATE.{stream}", config))["state"]
+        else:
+            state = (await js(nc, f"STREAM.INFO.{stream}"))["state"]
+        published = start = int(state["messages"])
         while state["bytes"] < target:
             # Payload bytes undercount stored bytes (subjects, headers, record overhead): never overshoots much.
             budget, unflushed = target - state["bytes"], 0
             while budget > 0:
-                size = int(math.exp(rng.uniform(low, high)))
+                size = payload_size(rng)
                 half = size // 2
                 await nc.publish(f"{stream}.load.{published % 16}", rng.randbytes(half) + PATTERN[: size - half])
                 published += 1
@@ -229,7 +253,7 @@ async def _fill(url: str, stream: str, target: int, seed: int) -> dict[str, Any]
                     unflushed = 0
             await nc.flush(timeout=60)
             state = await _settle(nc, stream, published)
-        return {"published": published, "dropped": published - state["messages"], "state": state}
+        return {"published": published - start, "dropped": published - state["messages"], "state": state}
     finally:
         await nc.close()
 
@@ -239,18 +263,13 @@ async def _fill(url: str, stream: str, target: int, seed: int) -> dict[str, Any]
 _current_child: subprocess.Popen[bytes] | None = None
 
 
-def run_child(op: str, url: str, path: Path | None = None, profile: Path | None = None) -> dict[str, Any]:
-    """Run bench/one.py OP in a fresh interpreter and return its report (timing, peak RSS)."""
+def run_captured(command: list[str], what: str, **popen: Any) -> tuple[float, bytes]:
+    """Run ``command`` (``popen``: more Popen arguments) and return its wall time and stdout; its stderr goes into
+    the RuntimeError if it fails. ``_current_child`` holds the process meanwhile, for the caller's cleanup."""
     global _current_child
-    command = [sys.executable, str(BENCH / "one.py"), op, "--url", url, "--stream", STREAM]
-    if path is not None:
-        command += ["--path", str(path)]
-    if profile is not None:
-        command += ["--profile", str(profile)]
-    os.sync()  # don't let one run's dirty pages be written back during the next
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        _current_child = process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        _current_child = process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, **popen)
         assert process.stdout is not None
         out = process.stdout.read()
         process.wait()
@@ -259,7 +278,19 @@ def run_child(op: str, url: str, path: Path | None = None, profile: Path | None 
         elapsed = time.perf_counter() - started
         if process.returncode != 0:
             stderr.seek(0)
-            raise RuntimeError(f"{op} failed (exit {process.returncode}):\n{stderr.read().decode(errors='replace')}")
+            raise RuntimeError(f"{what} failed (exit {process.returncode}):\n{stderr.read().decode(errors='replace')}")
+    return elapsed, out
+
+
+def run_child(op: str, url: str, path: Path | None = None, profile: Path | None = None) -> dict[str, Any]:
+    """Run bench/one.py OP in a fresh interpreter and return its report (timing, peak RSS)."""
+    command = [sys.executable, str(BENCH / "one.py"), op, "--url", url, "--stream", STREAM]
+    if path is not None:
+        command += ["--path", str(path)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    os.sync()  # don't let one run's dirty pages be written back during the next
+    elapsed, out = run_captured(command, op)
     report = json.loads(out.decode().strip().splitlines()[-1])
     report["process_seconds"] = elapsed  # interpreter start and imports included
     return report
@@ -295,6 +326,21 @@ def workdir_base(requested: str | None) -> Path:
     fallback = RESULTS / "tmp"  # git-ignored
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+
+
+def save_results(prefix: str, result: dict[str, Any], text: str) -> None:
+    """Print the report ``text``; write it and ``result`` to bench/results/<prefix>-<timestamp>.md and .json."""
+    print()
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{prefix}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(f"results written to {stem.relative_to(REPO)}.json and .md")
 
 
 def check_disk(base: Path, size: int) -> None:
@@ -466,6 +512,33 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM: clean up as for Ctrl-C
 
 
+def kill(process: subprocess.Popen[bytes] | None) -> None:
+    """Kill a child that is still running (after Ctrl-C or an error)."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def guarded(body: Callable[[], T], workdir: Path, keep: bool, stop: Callable[[], None], logs: Callable[[], str]) -> T:
+    """Run the benchmark ``body``, SIGTERM taken as Ctrl-C; then ``stop`` its servers and children, and remove
+    ``workdir`` unless ``keep``. Ctrl-C ends the program with 130; an error with 1, after ``logs()`` (log tails)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        print(f"\nbenchmark failed: {exc}\n{logs()}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        stop()
+        if keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark stream_backup / stream_restore against bare nats-py loops.")
     parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="stream size (default 1GiB)")
@@ -485,26 +558,16 @@ def main() -> int:
     check_disk(base, args.size)
     workdir = Path(tempfile.mkdtemp(prefix="natsops-bench-", dir=base))
     server = NatsServer(workdir)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.start()
-        result = bench(args, workdir, server)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        print(f"\nbenchmark failed: {exc}\n--- nats-server log (tail) ---\n{server.log_tail()}", file=sys.stderr)
-        return 1
-    finally:
-        if _current_child is not None and _current_child.poll() is None:
-            _current_child.kill()
-            _current_child.wait()
-        server.stop()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
+    def measure() -> dict[str, Any]:
+        server.start()
+        return bench(args, workdir, server)
+
+    def stop() -> None:
+        kill(_current_child)
+        server.stop()
+
+    result = guarded(measure, workdir, args.keep, stop, server.logs)
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"

@@ -441,13 +441,17 @@ def _first_bytes(path: Path, wanted: int) -> bytes:
             if kind == 0x01:  # uncompressed data, after a 4-byte CRC
                 return handle.read(min(length, 4 + wanted))[4:]
             if kind == 0x00:  # compressed data, after a 4-byte CRC
-                return _decode_block_prefix(handle.read(length)[4:], wanted)
+                return decode_s2_block(handle.read(length)[4:], wanted)
             handle.seek(length, os.SEEK_CUR)  # padding or a skippable chunk
     return b""
 
 
-def _decode_block_prefix(block: bytes, wanted: int) -> bytes:
-    """Decode an S2 block until ``wanted`` bytes are out (S2 is Snappy plus a 'repeat last offset' copy)."""
+def decode_s2_block(block: bytes, wanted: int | None = None) -> bytes:
+    """Decode an S2 block, or until ``wanted`` bytes are out (S2 is Snappy plus a 'repeat last offset' copy).
+
+    No CRC check: a damaged block decodes to what came before the damage.
+    """
+    limit = float("inf") if wanted is None else wanted
     out = bytearray()
     index = 0
     while index < len(block) and block[index] & 0x80:  # skip the uncompressed length, a varint
@@ -455,7 +459,7 @@ def _decode_block_prefix(block: bytes, wanted: int) -> bytes:
     index += 1
     offset = 0
     try:
-        while index < len(block) and len(out) < wanted:
+        while index < len(block) and len(out) < limit:
             tag = block[index]
             kind = tag & 0x03
             if kind == 0:  # literal: the length in the tag, or in the 1 to 4 bytes after it
@@ -486,8 +490,11 @@ def _decode_block_prefix(block: bytes, wanted: int) -> bytes:
                 index += 1 + width
             if not 0 < offset <= len(out):
                 return bytes(out)  # damaged: what was decoded so far is all there is
-            for _byte in range(size):  # byte by byte: a copy may overlap what it writes
-                out.append(out[-offset])
+            start = len(out) - offset
+            if offset >= size:
+                out += out[start : start + size]
+            else:  # overlapping what it writes: the last ``offset`` bytes repeated
+                out += (out[start:] * (size // offset + 1))[:size]
     except IndexError:
         pass
     return bytes(out[:wanted])
