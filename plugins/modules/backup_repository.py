@@ -145,7 +145,7 @@ streams:
   sample: {APP: [ORDERS, KV_config]}
 reason:
   description: On failure, why, as a code (V(repository_unreachable), V(repository_missing), V(wrong_password),
-    V(repository_locked), V(no_snapshot), V(target_exists), V(failed)).
+    V(repository_locked), V(no_snapshot), V(ambiguous_snapshot), V(target_exists), V(failed)).
   returned: on failure
   type: str
 """

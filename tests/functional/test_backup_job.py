@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError
 from ansible_collections.natsops.jetstream.plugins.module_utils.repository.backup_job import (
     EXIT_FAILED,
     EXIT_OK,
@@ -294,6 +295,12 @@ def test_the_module_lists_and_fetches_a_set_checked_and_idempotent(initialised, 
     summary = json.loads((dest / "summary.json").read_text())
     assert summary["accounts"]["APP"]["snapshot"] == first["id"] and summary["started"].endswith("Z")
     assert run_module("backup_repository", args)["changed"] is False, "the same set is already there"
+    second = listed["snapshots"][1]
+    shared = next((first["id"][:n] for n in range(12, -1, -1) if second["id"].startswith(first["id"][:n])), "")
+    with pytest.raises(NatsOpsError) as ambiguous:
+        repository(config).find_set(["APP"], shared)
+    assert ambiguous.value.details["reason"] == "ambiguous_snapshot"
+    assert sorted(ambiguous.value.details["matching"]) == sorted([first["id"], second["id"]])
     latest = repository_args(tmp_path, accounts=["APP"], state="fetched", dest=str(dest))
     with pytest.raises(ModuleFailed) as refused:
         run_module("backup_repository", latest)

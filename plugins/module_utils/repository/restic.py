@@ -214,6 +214,13 @@ class Repository:
             with_id = [item for item in by_account[accounts[0]] if item.id.startswith(wanted)]
             if len(with_id) == 1:
                 return {accounts[0]: with_id[0]}
+            if len(with_id) > 1:
+                raise NatsOpsError(
+                    f"snapshot id {wanted!r} is ambiguous: {len(with_id)} snapshots of account {accounts[0]} start "
+                    f"with it ({', '.join(item.id[:12] for item in with_id)}). Give more of the id, or the set's time",
+                    reason="ambiguous_snapshot",
+                    matching=[item.id for item in with_id],
+                )
         sets = {
             account: {item.set_stamp: item for item in snapshots if item.set_stamp}
             for account, snapshots in by_account.items()
