@@ -22,7 +22,7 @@ def main(command: str, config: str, *rest: str) -> int:
         print(json.dumps([snapshot.as_dict() for snapshot in repository.snapshots()]))
         return 0
     account, target = rest
-    snapshot = repository.find(account)
+    snapshot = repository.find_set([account])[account]
     repository.restore(snapshot, Path(target))
     print(json.dumps(snapshot.as_dict()))
     return 0
