@@ -256,7 +256,7 @@ def test_a_run_that_held_the_lock_keeps_what_a_skipped_run_published(tmp_path, n
     config.write_text(json.dumps(data))
     repository(config).init()
     holder = Outcome(lambda: run_job(JobConfig.load(config), Lines()))
-    holder.wait_for(lambda: (tmp_path / "holding").exists(), interval=0.05)
+    holder.wait_for((tmp_path / "holding").exists, interval=0.05)
     assert run_job(JobConfig.load(config), Lines()) == EXIT_SKIPPED
     skipped = float(metrics(tmp_path)["natsops_backup_last_skipped_timestamp_seconds"])
     (tmp_path / "gate").touch()
