@@ -40,14 +40,18 @@ def make_stream(server: Any, name: str, count: int = 200) -> dict[str, Any]:
     return client.snapshot_of(name)
 
 
-def job_config(tmp_path: Path, server: Any, streams: list[str], **extra: Any) -> Path:
+def job_config(tmp_path: Path, server: Any, streams: list[str], restic: Path | None = None, **extra: Any) -> Path:
+    """The job's settings; ``restic``: a wrapper script run instead of restic (see ``restic_wrapper``)."""
     password_file = tmp_path / "repository.password"
     if not password_file.exists():
         password_file.write_text(REPOSITORY_PASSWORD + "\n")
+    repository_settings = {"url": str(tmp_path / "repository"), "password_file": str(password_file), "host": "test"}
+    if restic is not None:
+        repository_settings["restic"] = str(restic)
     data = {
         "accounts": {"APP": {"servers": list(server.urls), "user": APP_USER, "password": APP_PASSWORD}},
         "streams": streams,
-        "repository": {"url": str(tmp_path / "repository"), "password_file": str(password_file), "host": "test"},
+        "repository": repository_settings,
         "state_dir": str(tmp_path / "state"),
         "spool_dir": str(tmp_path / "spool"),
         "metrics_file": str(tmp_path / "textfile" / "natsops_backup.prom"),
@@ -57,6 +61,13 @@ def job_config(tmp_path: Path, server: Any, streams: list[str], **extra: Any) ->
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(data))
+    return path
+
+
+def restic_wrapper(path: Path, body: str) -> Path:
+    """A shell script in place of restic: ``body`` decides what happens to each restic command ("$@")."""
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o700)
     return path
 
 
@@ -147,6 +158,8 @@ def test_verification_checks_the_repository_and_drills_a_restore(initialised, tm
 def test_a_damaged_repository_fails_verification(initialised, tmp_path):
     config, _names = initialised
     assert run_job(JobConfig.load(config), Lines()) == EXIT_OK
+    assert verify_job(JobConfig.load(config), Lines()) == EXIT_OK
+    passed = metrics(tmp_path)["natsops_backup_verify_last_success_timestamp_seconds"]
     pack = max(
         (tmp_path / "repository" / "data").rglob("*"), key=lambda path: path.stat().st_size if path.is_file() else 0
     )
@@ -157,6 +170,7 @@ def test_a_damaged_repository_fails_verification(initialised, tmp_path):
     lines = Lines()
     assert verify_job(JobConfig.load(config), lines) == EXIT_FAILED
     assert metrics(tmp_path)['natsops_backup_verify_last_success{reason="failed"}'] == "0"
+    assert metrics(tmp_path)["natsops_backup_verify_last_success_timestamp_seconds"] == passed, "kept from the pass"
 
 
 def test_a_wrong_password_fails_the_run_and_stores_nothing(initialised, tmp_path):
@@ -201,21 +215,16 @@ def test_an_upload_cut_short_is_not_a_snapshot(tmp_path, nats_standalone, unique
     client = SyncJs(list(nats_standalone.urls), APP_USER, APP_PASSWORD)
     client.create_stream(name)
     client.publish(f"{name}.a", 3000, size=32 * 1024)  # about 100 MB of random payloads: restic takes a while
-    restic = tmp_path / "cut-restic"
     # restic, killed as soon as its first pack of data is in the repository (as a host losing power mid-upload)
-    restic.write_text(
-        "#!/bin/sh\n"
+    restic = restic_wrapper(
+        tmp_path / "cut-restic",
         'if [ "$1" != backup ]; then exec restic "$@"; fi\n'
         f"touch {tmp_path}/started\n"
         'restic "$@" & pid=$!\n'
         f'until [ -n "$(find {tmp_path}/repository/data -type f -newer {tmp_path}/started)" ]; do sleep 0.02; done\n'
-        "kill -9 $pid\nexit 1\n"
+        "kill -9 $pid\nexit 1\n",
     )
-    restic.chmod(0o700)
-    config = job_config(tmp_path, nats_standalone, [name])
-    data = json.loads(config.read_text())
-    data["repository"]["restic"] = str(restic)
-    config.write_text(json.dumps(data))
+    config = job_config(tmp_path, nats_standalone, [name], restic=restic)
     repository(config).init()
     assert run_job(JobConfig.load(config), Lines()) == EXIT_FAILED
     assert repository(config).snapshots() == [], "no snapshot from an upload that did not finish"
@@ -242,18 +251,13 @@ def test_a_run_that_held_the_lock_keeps_what_a_skipped_run_published(tmp_path, n
     after a skipped one, does not put back the skip time it read before."""
     name = unique_name("JOBHELD")
     make_stream(nats_standalone, name)
-    gated = tmp_path / "gated-restic"
     # restic whose backup waits until the test opens the gate: the run holds the lock meanwhile
-    gated.write_text(
-        "#!/bin/sh\n"
+    gated = restic_wrapper(
+        tmp_path / "gated-restic",
         f'if [ "$1" = backup ]; then touch {tmp_path}/holding; until [ -e {tmp_path}/gate ]; do sleep 0.05; done; fi\n'
-        'exec restic "$@"\n'
+        'exec restic "$@"\n',
     )
-    gated.chmod(0o700)
-    config = job_config(tmp_path, nats_standalone, [name])
-    data = json.loads(config.read_text())
-    data["repository"]["restic"] = str(gated)
-    config.write_text(json.dumps(data))
+    config = job_config(tmp_path, nats_standalone, [name], restic=gated)
     repository(config).init()
     holder = Outcome(lambda: run_job(JobConfig.load(config), Lines()))
     holder.wait_for((tmp_path / "holding").exists, interval=0.05)

@@ -348,15 +348,16 @@ def verify_job(config: JobConfig, log: Log = log_line) -> int:
     try:
         with exclusive(config.state_dir / "run.lock", "a verification", max(config.lock_wait, 3600.0), log):
             ok, reason = _verify_locked(config, log)
-            state = BackupState()
-            state.verify_last_attempt = time.time()
-            state.verify_last_attempt_success = ok
-            state.verify_last_reason = reason
-            if ok:
-                state.verify_last_success = state.verify_last_attempt
-            else:
-                state.verify_last_success = BackupState.load(config.state_file).verify_last_success
-            publish(state, config.state_file, config.metrics_file, VERIFY_FIELDS)
+            now = time.time()
+            state = BackupState(
+                verify_last_attempt=now,
+                verify_last_attempt_success=ok,
+                verify_last_reason=reason,
+                verify_last_success=now,
+            )
+            # A failed verification leaves the last success as saved.
+            fields = VERIFY_FIELDS if ok else VERIFY_FIELDS - {"verify_last_success"}
+            publish(state, config.state_file, config.metrics_file, fields)
     except LockHeld as held:
         log(f"skipped: {held.holder} holds the backup lock")
         return EXIT_SKIPPED
