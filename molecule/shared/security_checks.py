@@ -153,15 +153,17 @@ def hold(url: str, creds: str, state: str, stop: str) -> int:
 
         client = await nats.connect(url, user_credentials=creds, disconnected_cb=disconnected, connect_timeout=5)
         published = failed = 0
+        errors: list[str] = []
         Path(state).write_text(json.dumps({"connected": True}))
         while not Path(stop).exists():
             try:
                 await client.jetstream().account_info()
                 published += 1
-            except Exception:  # the count of failures is the finding
+            except Exception as exc:  # the failures are the finding
                 failed += 1
+                errors = [*errors, f"{type(exc).__name__}: {exc}"][:5]
             await asyncio.sleep(0.2)
-        facts = {"disconnects": disconnects, "requests": published, "failed": failed}
+        facts = {"disconnects": disconnects, "requests": published, "failed": failed, "errors": errors}
         await client.close()
         return facts
 
