@@ -31,7 +31,7 @@ def _expose_collection() -> None:
 _expose_collection()
 
 # Fixtures that start real nats-server processes.
-pytest_plugins = ["support.server_fixtures"]
+pytest_plugins = ["support.server_fixtures", "support.sites"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,105 @@
+# Copyright (c) natsops.jetstream contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Internal to natsops.jetstream: not an interface for other collections; it may change in any release.
+"""Promoting a standby mirror to the stream applications write to, and putting its consumers back.
+
+Promotion is one STREAM.UPDATE of the mirror's configuration without ``mirror`` and with the origin's
+subjects (nats-server 2.12+, JetStream API level 2; older servers refuse any change of a mirror with
+err_code 10055). The store is kept: sequences and times go on from the origin's.
+
+Consumers are not mirrored; they are created again from the standby record at the first message
+their group had not acknowledged when it was recorded, never beyond the stream's end (a start past it
+would skip the first messages published after the failover). What was acknowledged after the record
+is delivered again: at least once, never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError, NoAnswer
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_fields import outgoing
+from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import (
+    MirrorStatus,
+    is_bucket,
+    origin_subjects,
+)
+from ansible_collections.natsops.jetstream.plugins.module_utils.standby.record import ConsumerRecord
+
+PROMOTION_API_LEVEL = 2
+# How long the origin's domain gets to answer before it counts as gone.
+ORIGIN_PROBE_TIMEOUT = 2.0
+_START_FIELDS = ("deliver_policy", "opt_start_seq", "opt_start_time")
+
+
+def promoted_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The mirror's configuration as a stream of its own, taking the origin's subjects."""
+    subjects = origin_subjects(config)
+    promoted = {key: value for key, value in config.items() if key != "mirror"}
+    promoted["subjects"] = subjects
+    # mirror_direct answers direct gets in the origin's name; a stream of its own answers in its name.
+    promoted["mirror_direct"] = False
+    if is_bucket(promoted):
+        promoted["allow_direct"] = True  # the KV clients read a bucket by direct get
+    return outgoing(promoted)
+
+
+def is_promoted(config: dict[str, Any]) -> bool:
+    """A former mirror that takes its origin's subjects now (what a promotion leaves)."""
+    if config.get("mirror"):
+        return False
+    try:
+        return sorted(config.get("subjects") or []) == sorted(origin_subjects(config))
+    except NatsOpsError:
+        return False
+
+
+async def require_promotion_support(api: JetStreamApi, server: str) -> None:
+    level = await api.api_level()
+    if level < PROMOTION_API_LEVEL:
+        raise NatsOpsError(
+            f"the standby's servers cannot promote a mirror ({server}, JetStream API level {level}): nats-server "
+            "before 2.12 refuses any change of a mirror's configuration (err_code 10055). Upgrade the standby site "
+            "to 2.12 or later; on older servers the only way is copying into a new stream, which renumbers messages",
+            reason="promotion_unsupported",
+        )
+
+
+async def origin_answers(origin: JetStreamApi, stream: str) -> bool:
+    """Whether the origin's domain answers for the stream (found or not) through the leaf node link."""
+    try:
+        await origin.request(f"STREAM.INFO.{stream}", timeout=ORIGIN_PROBE_TIMEOUT)
+    except NoAnswer:
+        return False
+    except NatsOpsError:
+        return True  # an error reply (stream not found, ...) is an answer: the domain is up
+    return True
+
+
+@dataclass
+class RecoveryPoint:
+    """What the promoted stream holds of its origin: everything up to last_seq, the origin's time of it."""
+
+    status: MirrorStatus
+
+    def as_dict(self) -> dict[str, Any]:
+        facts = self.status.as_dict()
+        return {
+            "last_seq": facts["last_seq"],
+            "last_time": facts["last_time"],
+            "contact_seconds_ago": facts["contact_seconds_ago"],
+            "lag_at_last_contact": self.status.lag,
+        }
+
+
+def start_sequence(consumer: ConsumerRecord, last_seq: int) -> int:
+    """The first message the recreated consumer delivers: after the recorded ack floor, at most one past the end."""
+    return min(consumer.ack_floor + 1, last_seq + 1)
+
+
+def consumer_config(consumer: ConsumerRecord, start: int) -> dict[str, Any]:
+    """The recorded configuration, starting at ``start`` instead of where it once started."""
+    config = {key: value for key, value in consumer.config.items() if key not in _START_FIELDS}
+    return {**config, "deliver_policy": "by_start_sequence", "opt_start_seq": start}

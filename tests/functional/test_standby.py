@@ -1,0 +1,132 @@
+"""The standby site against real servers: two JetStream domains joined by a leaf node link, as the role deploys them.
+
+stream_mirror keeps the standby's mirrors and the standby record; mirror_info says how far behind they are;
+stream_promote turns them into the streams applications write to, with their consumers back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.config_modules import require_release
+from support.modules import ModuleFailed, run_module
+from support.sites import PRIMARY_DOMAIN, Sites, standby_args, wait_for
+
+pytestmark = pytest.mark.usefixtures("promotion_capable")
+
+
+@pytest.fixture
+def promotion_capable(nats_server_version: tuple[int, int, int]) -> None:
+    require_release(nats_server_version, (2, 12))
+
+
+def mirror(sites: Sites, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    return run_module(
+        "stream_mirror",
+        {**standby_args(sites, origin_domain=PRIMARY_DOMAIN), "_ansible_diff": True, **args},
+        check_mode=check_mode,
+    )
+
+
+def mirrored(sites: Sites, name: str, count: int) -> bool:
+    info = sites.standby_js().stream_info(name)
+    return bool(info) and info["state"]["last_seq"] >= count
+
+
+def test_every_stream_and_bucket_of_the_primary_gets_a_mirror_and_a_second_run_changes_nothing(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    primary = two_sites.primary_js()
+    primary.create_stream("ORDERS", subjects=["orders.>"], max_age=3600 * 10**9, description="orders")
+    primary.publish("orders.new", 50)
+    primary.create_durable("ORDERS", "BILLING")
+    primary.consume_and_ack("ORDERS", "BILLING", fetch=20, ack=20)
+    primary.create_stream(
+        "KV_cfg",
+        subjects=["$KV.cfg.>"],
+        max_msgs_per_subject=5,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
+        discard="new",
+    )
+    primary.publish("$KV.cfg.colour", 3)
+    primary.create_stream("JOBS", subjects=["jobs.>"], retention="workqueue")
+
+    first = mirror(two_sites, record=str(tmp_path / "record.json"))
+
+    assert first["changed"] is True
+    assert {entry["stream"]: entry["action"] for entry in first["mirrors"]} == {"KV_cfg": "create", "ORDERS": "create"}
+    assert [entry["stream"] for entry in first["skipped"]] == ["JOBS"]
+    standby = two_sites.standby_js()
+    orders = standby.stream_info("ORDERS")["config"]
+    assert orders["mirror"]["external"]["api"] == f"$JS.{PRIMARY_DOMAIN}.API"
+    assert not orders.get("subjects")
+    assert json.loads(orders["metadata"]["natsops.origin_subjects"]) == ["orders.>"]
+    assert orders["max_age"] == 3600 * 10**9 and orders["description"] == "orders"
+    bucket = standby.stream_info("KV_cfg")["config"]
+    assert bucket["mirror_direct"] is True and bucket["max_msgs_per_subject"] == 5 and bucket["discard"] == "new"
+    wait_for(lambda: mirrored(two_sites, "ORDERS", 50), what="ORDERS mirrored")
+
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["origin_domain"] == PRIMARY_DOMAIN
+    assert record["streams"]["ORDERS"]["last_seq"] == 50
+    assert record["streams"]["ORDERS"]["consumers"]["BILLING"]["ack_floor"] == 20
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o600
+
+    again = mirror(two_sites, record=str(tmp_path / "record.json"))
+    assert again["changed"] is False
+    assert {entry["action"] for entry in again["mirrors"]} == {"none"}
+    by_stream = {entry["stream"]: entry for entry in again["mirrors"]}
+    assert by_stream["ORDERS"]["behind_messages"] == 0
+    assert by_stream["ORDERS"]["health"] == "current"
+
+
+def test_a_stream_added_at_the_primary_gets_its_mirror_on_the_next_run_and_a_changed_limit_is_updated(
+    two_sites: Sites,
+) -> None:
+    primary = two_sites.primary_js()
+    primary.create_stream("ORDERS", subjects=["orders.>"])
+    mirror(two_sites)
+    primary.create_stream("EVENTS", subjects=["events.>"])
+    primary.request("STREAM.UPDATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"], "max_msgs": 1000})
+
+    planned = mirror(two_sites, check_mode=True)
+    assert {entry["stream"]: entry["action"] for entry in planned["mirrors"]} == {
+        "EVENTS": "create",
+        "ORDERS": "update",
+    }
+    assert two_sites.standby_js().stream_info("EVENTS") is None
+
+    done = mirror(two_sites)
+    assert {entry["stream"]: entry["action"] for entry in done["mirrors"]} == {"EVENTS": "create", "ORDERS": "update"}
+    by_stream = {entry["stream"]: entry for entry in done["mirrors"]}
+    assert by_stream["ORDERS"]["changes"]["max_msgs"] == {"before": -1, "after": 1000}
+    assert two_sites.standby_js().stream_info("ORDERS")["config"]["max_msgs"] == 1000
+
+
+def test_a_standby_stream_in_the_way_fails_the_task_with_nothing_changed(two_sites: Sites) -> None:
+    primary = two_sites.primary_js()
+    primary.create_stream("ORDERS", subjects=["orders.>"])
+    primary.create_stream("EVENTS", subjects=["events.>"])
+    standby = two_sites.standby_js()
+    standby.create_stream("EVENTS", subjects=["local-events.>"])
+    standby.publish("local-events.x", 3)
+
+    with pytest.raises(ModuleFailed) as failed:
+        mirror(two_sites)
+
+    assert failed.value.result["reason"] == "standby_stream_in_the_way"
+    assert "EVENTS" in failed.value.result["msg"]
+    assert standby.stream_info("ORDERS") is None
+    assert standby.stream_info("EVENTS")["state"]["messages"] == 3
+
+
+def test_an_unreachable_primary_is_named_and_nothing_is_changed(two_sites: Sites) -> None:
+    two_sites.primary.kill()
+    with pytest.raises(ModuleFailed) as failed:
+        mirror(two_sites, timeout=3)
+    assert failed.value.result["reason"] == "origin_unreachable"
