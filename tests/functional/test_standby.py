@@ -130,3 +130,119 @@ def test_an_unreachable_primary_is_named_and_nothing_is_changed(two_sites: Sites
     with pytest.raises(ModuleFailed) as failed:
         mirror(two_sites, timeout=3)
     assert failed.value.result["reason"] == "origin_unreachable"
+
+
+def info(sites: Sites, **args: Any) -> dict[str, Any]:
+    return run_module("mirror_info", {**standby_args(sites), **args})
+
+
+def promote(sites: Sites, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    return run_module("stream_promote", {**standby_args(sites), **args}, check_mode=check_mode)
+
+
+def mirrored_orders(sites: Sites, record: Path, count: int = 100) -> None:
+    """ORDERS at the primary with a consumer part-way through, mirrored, recorded, and caught up."""
+    primary = sites.primary_js()
+    primary.create_stream("ORDERS", subjects=["orders.>"])
+    primary.publish("orders.new", count)
+    primary.create_durable("ORDERS", "BILLING")
+    primary.consume_and_ack("ORDERS", "BILLING", fetch=40, ack=40)
+    mirror(sites, streams=["ORDERS"], record=str(record))
+    info(sites, wait_for="caught_up", wait_timeout=30)
+
+
+def test_mirror_info_waits_until_caught_up_and_reports_a_lost_origin_as_stalled(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    mirrored_orders(two_sites, tmp_path / "record.json")
+    two_sites.primary_js().publish("orders.new", 20)
+
+    caught_up = info(two_sites, wait_for="caught_up", wait_timeout=30)
+    assert caught_up["caught_up"] is True and caught_up["origin_answers"] is True
+    (orders,) = caught_up["mirrors"]
+    assert orders["last_seq"] == orders["origin_last_seq"] == 120
+    assert orders["behind_messages"] == 0 and orders["health"] == "current"
+
+    two_sites.primary.kill()
+    wait_for(lambda: info(two_sites)["mirrors"][0]["health"] == "stalled", timeout=40, what="stalled")
+    lost = info(two_sites)
+    assert lost["origin_answers"] is False and lost["caught_up"] is False
+    assert lost["mirrors"][0]["origin_last_seq"] is None and lost["mirrors"][0]["last_seq"] == 120
+    with pytest.raises(ModuleFailed) as failed:
+        info(two_sites, wait_for="caught_up", wait_timeout=1)
+    assert failed.value.result["reason"] == "not_caught_up"
+
+
+def test_promotion_is_refused_while_the_primary_answers(two_sites: Sites, tmp_path: Path) -> None:
+    mirrored_orders(two_sites, tmp_path / "record.json")
+    with pytest.raises(ModuleFailed) as failed:
+        promote(two_sites, record=str(tmp_path / "record.json"))
+    assert failed.value.result["reason"] == "origin_answers"
+    assert two_sites.standby_js().stream_info("ORDERS")["config"]["mirror"]
+
+
+def test_a_promoted_mirror_keeps_every_sequence_takes_the_subjects_and_gets_its_consumers_back(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.json"
+    mirrored_orders(two_sites, record)
+    # Acknowledged after the record was written: delivered again after the failover, never skipped.
+    two_sites.primary_js().consume_and_ack("ORDERS", "BILLING", fetch=10, ack=10)
+    two_sites.primary.kill()
+
+    planned = promote(two_sites, check_mode=True, record=str(record))
+    assert planned["changed"] is True
+    assert two_sites.standby_js().stream_info("ORDERS")["config"]["mirror"]
+
+    done = promote(two_sites, record=str(record))
+
+    (orders,) = done["streams"]
+    assert orders["action"] == "promote" and orders["subjects"] == ["orders.>"]
+    assert orders["recovery_point"]["last_seq"] == 100
+    assert orders["recorded_origin"]["missing_at_least"] == 0
+    assert orders["consumers"] == [
+        {
+            "consumer": "BILLING",
+            "action": "create",
+            "start_seq": 41,
+            "recorded_ack_floor": 40,
+            "recorded_ack_pending": 0,
+        }
+    ]
+    standby = two_sites.standby_js()
+    stream = standby.stream_info("ORDERS")
+    assert not stream["config"].get("mirror") and stream["config"]["subjects"] == ["orders.>"]
+    assert stream["state"]["first_seq"] == 1 and stream["state"]["last_seq"] == 100
+    standby.publish("orders.new", 1)
+    assert standby.stream_info("ORDERS")["state"]["last_seq"] == 101
+    billing = standby.request("CONSUMER.INFO.ORDERS.BILLING")
+    assert billing["ack_floor"]["stream_seq"] == 40 and billing["num_pending"] == 61
+
+    again = promote(two_sites, record=str(record))
+    assert again["changed"] is False
+    assert again["streams"][0]["action"] == "none" and again["streams"][0]["consumers"][0]["action"] == "none"
+
+
+def test_a_consumer_recorded_beyond_what_the_mirror_holds_starts_at_the_end_not_past_it(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    primary = two_sites.primary_js()
+    primary.create_stream("ORDERS", subjects=["orders.>"])
+    primary.publish("orders.new", 30)
+    primary.create_durable("ORDERS", "BILLING")
+    primary.consume_and_ack("ORDERS", "BILLING", fetch=30, ack=30)
+    record = tmp_path / "record.json"
+    mirror(two_sites, streams=["ORDERS"], record=str(record))
+    info(two_sites, wait_for="caught_up", wait_timeout=30)
+    # The record says 30 acknowledged; pretend the mirror holds only 25 of them (the primary died first).
+    saved = json.loads(record.read_text())
+    saved["streams"]["ORDERS"]["last_seq"] = 35
+    record.write_text(json.dumps(saved))
+    two_sites.standby_js().request("STREAM.PURGE.ORDERS", {"seq": 1})  # a mirror can be purged; keeps sequences
+    two_sites.primary.kill()
+
+    done = promote(two_sites, record=str(record))
+
+    (orders,) = done["streams"]
+    assert orders["recorded_origin"]["missing_at_least"] == 5
+    assert orders["consumers"][0]["start_seq"] == 31

@@ -21,6 +21,7 @@ from typing import Any
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi
 from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_fields import outgoing
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import ConsumerAsset
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import (
     MirrorStatus,
     is_bucket,
@@ -103,3 +104,26 @@ def consumer_config(consumer: ConsumerRecord, start: int) -> dict[str, Any]:
     """The recorded configuration, starting at ``start`` instead of where it once started."""
     config = {key: value for key, value in consumer.config.items() if key not in _START_FIELDS}
     return {**config, "deliver_policy": "by_start_sequence", "opt_start_seq": start}
+
+
+async def recreate_consumers(
+    api: JetStreamApi, stream: str, recorded: dict[str, ConsumerRecord], last_seq: int, check_mode: bool
+) -> list[dict[str, Any]]:
+    """Create each recorded consumer the stream lacks, at its start sequence; those that exist are left alone."""
+    done = []
+    for name, consumer in sorted(recorded.items()):
+        asset = ConsumerAsset(api, stream, name)
+        start = start_sequence(consumer, last_seq)
+        entry = {
+            "consumer": name,
+            "start_seq": start,
+            "recorded_ack_floor": consumer.ack_floor,
+            "recorded_ack_pending": consumer.ack_pending,
+        }
+        if await asset.info() is not None:
+            done.append({**entry, "action": "none"})
+            continue
+        if not check_mode:
+            await asset.create(consumer_config(consumer, start))
+        done.append({**entry, "action": "create"})
+    return done

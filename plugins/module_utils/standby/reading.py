@@ -52,18 +52,18 @@ async def origin_streams(origin: JetStreamApi, domain: str) -> list[dict[str, An
     return infos
 
 
-def _domain_of(info: dict[str, Any]) -> str | None:
+def domain_of(info: dict[str, Any]) -> str | None:
     """The origin's domain from the mirror's ``external.api`` (``$JS.<domain>.API``); None for a local origin."""
     api = (((info.get("config") or {}).get("mirror") or {}).get("external") or {}).get("api") or ""
     parts = api.split(".")
-    if len(parts) == 4 and parts[0] == "$JS" and parts[3] == "API":
-        return parts[2]
+    if len(parts) == 3 and parts[0] == "$JS" and parts[2] == "API":
+        return parts[1]
     return None
 
 
 async def origin_state(standby: JetStreamApi, mirror_info: dict[str, Any]) -> OriginState | None:
     """The origin's progress, or None when it does not answer within a short timeout (or has no such stream)."""
-    domain = _domain_of(mirror_info)
+    domain = domain_of(mirror_info)
     origin = origin_of(standby, domain, ORIGIN_READ_TIMEOUT) if domain else standby
     name = mirror_info["config"]["mirror"]["name"]
     try:
