@@ -240,3 +240,27 @@ def test_a_new_encryption_key_for_an_encrypted_store_is_refused(secured_cluster:
     accepted = run_role(tmp_path, hosts, {**changed, "nats_server_jetstream_accept_key_change": True}, leaves)
     assert accepted.returncode == 0, accepted.stdout[-3000:]
     assert settings.read_text() != recorded
+
+
+def test_the_leaf_node_fence_disables_the_remotes_and_holds_until_opened(tmp_path: Path) -> None:
+    hosts = {"standby": {**host_vars(tmp_path, "standby", next_address()), "nats_server_gateway_port": 0}}
+    group = {
+        "nats_server_binary": server_binary(),
+        "nats_server_group": "root",
+        "nats_server_accounts": {"APP": {"jetstream": True, "users": [{"user": "app", "password": "app-secret"}]}},
+        "nats_server_credentials_dir": str(tmp_path / "credentials"),
+        "nats_server_leafnode_remotes": [{"urls": ["nats-leaf://app:app-secret@127.0.0.1:7422"], "account": "APP"}],
+    }
+    config = tmp_path / "standby" / "etc" / "nats-server.conf"
+    config.parent.mkdir(parents=True)
+
+    def remotes_disabled(fence: str) -> bool:
+        result = run_role(tmp_path, hosts, {**group, "nats_server_leafnode_fence": fence})
+        assert result.returncode == 0, result.stdout[-3000:]
+        return '"disabled": true' in config.read_text()
+
+    assert remotes_disabled("keep") is False
+    assert remotes_disabled("fenced") is True  # nats-server -t accepted it: the role validates every config
+    assert remotes_disabled("keep") is True  # a routine run keeps the fence
+    assert remotes_disabled("open") is False
+    assert remotes_disabled("keep") is False
