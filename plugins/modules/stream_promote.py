@@ -223,7 +223,7 @@ async def promote_one(
     if is_mirror(info):
         entry["recovery_point"] = RecoveryPoint(MirrorStatus.of(info)).as_dict()
         if not check_mode:
-            await StreamAsset(standby, name).update(promoted_config(config))
+            await StreamAsset(standby, name).update(promoted_config(config, last_seq))
         entry["action"] = "promote"
     else:
         entry["action"] = "none"

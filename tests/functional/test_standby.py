@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from support.config_modules import require_release
 from support.modules import ModuleFailed, run_module
+from support.servers import APP_PASSWORD, APP_USER
 from support.sites import PRIMARY_DOMAIN, Sites, standby_args, wait_for
 
 pytestmark = pytest.mark.usefixtures("promotion_capable")
@@ -246,3 +247,51 @@ def test_a_consumer_recorded_beyond_what_the_mirror_holds_starts_at_the_end_not_
     (orders,) = done["streams"]
     assert orders["recorded_origin"]["missing_at_least"] == 5
     assert orders["consumers"][0]["start_seq"] == 31
+
+
+def retire(sites: Sites, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    counterpart = {"servers": sites.standby.urls, "user": APP_USER, "password": APP_PASSWORD}
+    primary = {"servers": sites.primary.urls, "user": APP_USER, "password": APP_PASSWORD}
+    return run_module("stream_retire", {**primary, "counterpart": counterpart, **args}, check_mode=check_mode)
+
+
+def test_the_old_primary_stream_is_retired_only_after_what_it_alone_holds_is_backed_up(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    mirrored_orders(two_sites, tmp_path / "record.json")
+    # The link goes down while the primary still takes messages: 101-110 never reach the standby.
+    two_sites.primary.stop()
+    two_sites.primary.extra_config = ""  # no leaf node listener: the sites stay apart from now on
+    two_sites.primary.start()
+    two_sites.primary_js().publish("orders.new", 10)
+    wait_for(lambda: info(two_sites)["mirrors"][0]["health"] == "stalled", timeout=40, what="stalled")
+    promote(two_sites, record=str(tmp_path / "record.json"))
+    two_sites.standby_js().publish("orders.new", 5)  # the standby's own 101-105: other messages
+
+    with pytest.raises(ModuleFailed) as failed:
+        retire(two_sites)
+    assert failed.value.result["reason"] == "unsaved_messages"
+    assert two_sites.primary_js().stream_info("ORDERS")["state"]["last_seq"] == 110
+
+    planned = retire(two_sites, check_mode=True, backup_dir=str(tmp_path / "kept"))
+    assert planned["streams"][0]["action"] == "back_up_and_retire"
+    assert two_sites.primary_js().stream_info("ORDERS") is not None and not (tmp_path / "kept").exists()
+
+    done = retire(two_sites, backup_dir=str(tmp_path / "kept"))
+
+    (orders,) = done["streams"]
+    assert orders["action"] == "back_up_and_retire" and orders["recovery_point"] == 100
+    assert (orders["only_here_first_seq"], orders["only_here_last_seq"]) == (101, 110)
+    assert done["backup"] == str(tmp_path / "kept")
+    assert json.loads((tmp_path / "kept" / "ORDERS" / "backup.json").read_text())["state"]["last_seq"] == 110
+    assert two_sites.primary_js().stream_info("ORDERS") is None
+    assert retire(two_sites)["changed"] is False
+
+
+def test_a_stream_the_other_site_holds_no_promoted_copy_of_is_kept(two_sites: Sites) -> None:
+    two_sites.primary_js().create_stream("LOCAL", subjects=["local.>"])
+    two_sites.primary_js().publish("local.x", 3)
+    done = retire(two_sites)
+    assert done["changed"] is False
+    assert done["streams"][0]["action"] == "keep"
+    assert two_sites.primary_js().stream_info("LOCAL")["state"]["messages"] == 3

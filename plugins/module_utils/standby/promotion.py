@@ -30,16 +30,22 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors 
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.record import ConsumerRecord
 
 PROMOTION_API_LEVEL = 2
+PROMOTED_AT_SEQ = "natsops.promoted_at_seq"
 # How long the origin's domain gets to answer before it counts as gone.
 ORIGIN_PROBE_TIMEOUT = 2.0
 _START_FIELDS = ("deliver_policy", "opt_start_seq", "opt_start_time")
 
 
-def promoted_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The mirror's configuration as a stream of its own, taking the origin's subjects."""
+def promoted_config(config: dict[str, Any], last_seq: int) -> dict[str, Any]:
+    """The mirror's configuration as a stream of its own, taking the origin's subjects.
+
+    Its metadata keeps the recovery point (``natsops.promoted_at_seq``): what of the origin it holds. A failback
+    compares the old origin's stream with it to tell what only the old origin has.
+    """
     subjects = origin_subjects(config)
     promoted = {key: value for key, value in config.items() if key != "mirror"}
     promoted["subjects"] = subjects
+    promoted["metadata"] = {**(config.get("metadata") or {}), PROMOTED_AT_SEQ: str(last_seq)}
     # mirror_direct answers direct gets in the origin's name; a stream of its own answers in its name.
     promoted["mirror_direct"] = False
     if is_bucket(promoted):
