@@ -42,9 +42,26 @@ options:
     type: path
   force:
     description:
-      - Promote even though the origin still answers (a planned switch-over, with writes to the origin stopped).
+      - Promote even though the origin still answers, as it is. Prefer O(switchover), which stops the origin's
+        writes first.
     type: bool
     default: false
+  switchover:
+    description:
+      - "A planned switch-over, with the origin up and linked: for each mirror, the origin stops taking writes
+        (its subjects are replaced by C(natsops.fenced.<stream>), so publishers get no responders; the old subjects
+        are kept in its metadata), the mirror is waited for until it holds the origin's last message, and only
+        then promoted. Nothing is lost. A mirror that does not catch up within O(wait_timeout) gives its origin its
+        subjects back and fails the task, promoting nothing more."
+      - The origin's fenced stream is then retired with M(natsops.jetstream.stream_retire) (it holds nothing the
+        promoted stream lacks) and mirrored again with M(natsops.jetstream.stream_mirror).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds a switch-over waits for all the mirrors to copy their fenced origins' last messages.
+    type: float
+    default: 120
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - natsops.jetstream.connection
@@ -106,6 +123,12 @@ streams:
         The origin's progress in the standby record (C(last_seq), C(last_time), C(recorded_seconds_ago)) and
         C(missing_at_least), the messages it had then that the stream lacks. V(null) without a record.
       type: dict
+    fenced_origin:
+      description: >-
+        With O(switchover): the origin's C(domain), the C(subjects) it took before it was fenced, and its
+        C(last_seq) then (the promoted stream holds up to it).
+      type: dict
+      returned: with O(switchover), when the stream was promoted
     consumers:
       description: >-
         Each recorded consumer: C(consumer), C(action) (V(create) or V(none) when it exists), C(start_seq),
@@ -143,6 +166,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors impo
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.input_checks import check_selection
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi, jetstream_session
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.selection import choose_streams
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline
 from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import StreamAsset
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import (
     MirrorStatus,
@@ -151,11 +175,14 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors 
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.promotion import (
     RecoveryPoint,
+    fence_origin,
     is_promoted,
     origin_answers,
     promoted_config,
     recreate_consumers,
     require_promotion_support,
+    unfence_origin,
+    wait_until_copied,
 )
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.reading import domain_of, origin_of
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.record import StandbyRecord
@@ -170,9 +197,10 @@ async def promote_mirrors(params: dict[str, Any], check_mode: bool) -> dict[str,
         await require_promotion_support(standby, describe_release(connection.client))
         chosen = await chosen_streams(standby, params["streams"])
         mirrors = [info for info in chosen if is_mirror(info)]
-        if not params["force"]:
+        switchover = Deadline.after(params["wait_timeout"]) if params["switchover"] else None
+        if not params["force"] and switchover is None:
             await refuse_while_origins_answer(standby, mirrors)
-        entries = [await promote_one(standby, info, record, check_mode) for info in chosen]
+        entries = [await promote_one(standby, info, record, check_mode, switchover) for info in chosen]
     return {
         "changed": any(entry["action"] == "promote" for entry in entries)
         or any(consumer["action"] == "create" for entry in entries for consumer in entry["consumers"]),
@@ -214,11 +242,17 @@ async def refuse_while_origins_answer(standby: JetStreamApi, mirrors: list[dict[
 
 
 async def promote_one(
-    standby: JetStreamApi, info: dict[str, Any], record: StandbyRecord | None, check_mode: bool
+    standby: JetStreamApi,
+    info: dict[str, Any],
+    record: StandbyRecord | None,
+    check_mode: bool,
+    switchover: Deadline | None,
 ) -> dict[str, Any]:
     config = info["config"]
     name = config["name"]
     entry: dict[str, Any] = {"stream": name, "subjects": origin_subjects(config), "recovery_point": None}
+    if is_mirror(info) and switchover is not None and not check_mode:
+        info, entry["fenced_origin"] = await switch_over(standby, info, switchover)
     last_seq = int((info.get("state") or {}).get("last_seq") or 0)
     if is_mirror(info):
         entry["recovery_point"] = RecoveryPoint(MirrorStatus.of(info)).as_dict()
@@ -241,12 +275,36 @@ async def promote_one(
     return entry
 
 
+async def switch_over(
+    standby: JetStreamApi, info: dict[str, Any], deadline: Deadline
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fence the origin's writes, then wait until the mirror holds its last message: the mirror's info then, and
+    what was fenced. A mirror that does not catch up in time gives the origin its subjects back."""
+    domain = domain_of(info)
+    origin = origin_of(standby, domain) if domain else standby
+    origin_name = info["config"]["mirror"]["name"]
+    fenced = await fence_origin(origin, origin_name)
+    origin_last_seq = int((fenced.get("state") or {}).get("last_seq") or 0)
+    try:
+        caught_up = await wait_until_copied(standby, info["config"]["name"], origin_last_seq, deadline)
+    except NatsOpsError as exc:
+        await unfence_origin(origin, origin_name)
+        raise NatsOpsError(
+            f"{exc.msg}: the origin takes writes again and nothing was promoted. Check the link (mirror_info) and "
+            "run again, or raise wait_timeout",
+            **exc.details,
+        ) from None
+    return caught_up, {"domain": domain, "subjects": origin_subjects(fenced["config"]), "last_seq": origin_last_seq}
+
+
 def main() -> None:
     module = NatsModule(
         argument_spec=nats_argument_spec(
             streams={"type": "list", "elements": "str", "default": ["all"]},
             record={"type": "path"},
             force={"type": "bool", "default": False},
+            switchover={"type": "bool", "default": False},
+            wait_timeout={"type": "float", "default": 120},
         ),
         supports_check_mode=True,
     )

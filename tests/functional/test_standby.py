@@ -14,7 +14,7 @@ import pytest
 from support.config_modules import require_release
 from support.modules import ModuleFailed, run_module
 from support.servers import APP_PASSWORD, APP_USER
-from support.sites import PRIMARY_DOMAIN, Sites, standby_args, wait_for
+from support.sites import PRIMARY_DOMAIN, STANDBY_DOMAIN, Sites, standby_args, wait_for
 
 pytestmark = pytest.mark.usefixtures("promotion_capable")
 
@@ -295,3 +295,48 @@ def test_a_stream_the_other_site_holds_no_promoted_copy_of_is_kept(two_sites: Si
     assert done["changed"] is False
     assert done["streams"][0]["action"] == "keep"
     assert two_sites.primary_js().stream_info("LOCAL")["state"]["messages"] == 3
+
+
+def test_a_switchover_fences_the_origin_waits_for_its_last_message_and_the_sites_swap_roles(
+    two_sites: Sites, tmp_path: Path
+) -> None:
+    mirrored_orders(two_sites, tmp_path / "record.json")
+    two_sites.primary_js().publish("orders.new", 20)
+
+    done = promote(two_sites, switchover=True, record=str(tmp_path / "record.json"))
+
+    (orders,) = done["streams"]
+    assert orders["fenced_origin"] == {"domain": PRIMARY_DOMAIN, "subjects": ["orders.>"], "last_seq": 120}
+    assert orders["recovery_point"]["last_seq"] == 120
+    old = two_sites.primary_js().stream_info("ORDERS")
+    assert old["config"]["subjects"] == ["natsops.fenced.ORDERS"] and old["state"]["last_seq"] == 120
+    promoted = two_sites.standby_js().stream_info("ORDERS")
+    assert promoted["config"]["subjects"] == ["orders.>"] and promoted["state"]["last_seq"] == 120
+
+    # The old origin holds nothing the promoted stream lacks: retired without a backup, then a mirror of it.
+    retired = retire(two_sites)
+    assert [(entry["stream"], entry["action"]) for entry in retired["streams"]] == [("ORDERS", "retire")]
+    primary_args = {"servers": two_sites.primary.urls, "user": APP_USER, "password": APP_PASSWORD}
+    back = run_module("stream_mirror", {**primary_args, "origin_domain": STANDBY_DOMAIN})
+    assert [(entry["stream"], entry["action"]) for entry in back["mirrors"]] == [("ORDERS", "create")]
+    wait_for(lambda: mirrored(two_sites_reversed(two_sites), "ORDERS", 120), what="mirrored back")
+
+
+def test_a_switchover_that_cannot_finish_gives_the_origin_its_subjects_back(two_sites: Sites, tmp_path: Path) -> None:
+    mirrored_orders(two_sites, tmp_path / "record.json")
+    # A mirror that cannot copy the rest: full, and refusing new messages.
+    standby = two_sites.standby_js()
+    config = standby.stream_info("ORDERS")["config"]
+    standby.request("STREAM.UPDATE.ORDERS", {**config, "max_msgs": 100, "discard": "new"})
+    two_sites.primary_js().publish("orders.new", 20)
+
+    with pytest.raises(ModuleFailed) as failed:
+        promote(two_sites, switchover=True, wait_timeout=2)
+
+    assert failed.value.result["reason"] == "not_caught_up"
+    assert two_sites.primary_js().stream_info("ORDERS")["config"]["subjects"] == ["orders.>"]
+    assert two_sites.standby_js().stream_info("ORDERS")["config"]["mirror"]
+
+
+def two_sites_reversed(sites: Sites) -> Sites:
+    return Sites(primary=sites.standby, standby=sites.primary)

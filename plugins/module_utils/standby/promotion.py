@@ -15,14 +15,17 @@ is delivered again: at least once, never lost.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError, NoAnswer
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting import Deadline, poll
 from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_fields import outgoing
-from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import ConsumerAsset
+from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import ConsumerAsset, StreamAsset
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import (
+    ORIGIN_SUBJECTS,
     MirrorStatus,
     is_bucket,
     origin_subjects,
@@ -31,6 +34,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.standby.record i
 
 PROMOTION_API_LEVEL = 2
 PROMOTED_AT_SEQ = "natsops.promoted_at_seq"
+FENCED_SUBJECT_PREFIX = "natsops.fenced"
 # How long the origin's domain gets to answer before it counts as gone.
 ORIGIN_PROBE_TIMEOUT = 2.0
 _START_FIELDS = ("deliver_policy", "opt_start_seq", "opt_start_time")
@@ -133,3 +137,53 @@ async def recreate_consumers(
             await asset.create(consumer_config(consumer, start))
         done.append({**entry, "action": "create"})
     return done
+
+
+def fenced_subjects(stream: str) -> list[str]:
+    """What a switch-over leaves the origin taking: a subject no client publishes to, so writes get no responders."""
+    return [f"{FENCED_SUBJECT_PREFIX}.{stream}"]
+
+
+async def fence_origin(origin: JetStreamApi, stream: str) -> dict[str, Any]:
+    """Stop the origin taking writes (its subjects set aside in its metadata); its state once fenced."""
+    info = await origin.stream_info(stream)
+    if info is None:
+        raise NatsOpsError(
+            f"a switch-over of {stream} needs its origin, which has no stream of that name: nothing was changed",
+            reason="origin_missing",
+        )
+    config = info["config"]
+    if config.get("subjects") != fenced_subjects(stream):
+        metadata = {**(config.get("metadata") or {}), ORIGIN_SUBJECTS: json.dumps(config.get("subjects") or [])}
+        info = await StreamAsset(origin, stream).update(
+            outgoing({**config, "subjects": fenced_subjects(stream), "metadata": metadata})
+        )
+    return info
+
+
+async def unfence_origin(origin: JetStreamApi, stream: str) -> None:
+    """Give a fenced origin its subjects back (a switch-over that could not finish)."""
+    info = await origin.stream_info(stream)
+    if info is None or info["config"].get("subjects") != fenced_subjects(stream):
+        return
+    await StreamAsset(origin, stream).update(outgoing({**info["config"], "subjects": origin_subjects(info["config"])}))
+
+
+async def wait_until_copied(
+    standby: JetStreamApi, stream: str, origin_last_seq: int, deadline: Deadline
+) -> dict[str, Any]:
+    """The mirror's info once it holds the fenced origin's last message; fails at the deadline."""
+
+    async def read() -> dict[str, Any]:
+        return await standby.stream_info(stream) or {}
+
+    def copied(info: dict[str, Any]) -> bool:
+        return int((info.get("state") or {}).get("last_seq") or 0) >= origin_last_seq
+
+    info = await poll(read, deadline, 0.2, until=copied)
+    if not copied(info):
+        raise NatsOpsError(
+            f"the mirror {stream} did not copy its fenced origin's last message ({origin_last_seq}) in time",
+            reason="not_caught_up",
+        )
+    return info
