@@ -27,6 +27,11 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_
 
 ORIGIN_SUBJECTS = "natsops.origin_subjects"
 ORIGIN_DOMAIN = "natsops.origin_domain"
+# Replicas of the stream in the primary site, kept through failover and failback so that a site of fewer servers
+# (a standby of one) does not leave the primary's streams with fewer replicas when they come home.
+HOME_REPLICAS = "natsops.home_replicas"
+PROMOTED_AT_SEQ = "natsops.promoted_at_seq"  # set by promotion: what of its origin a promoted stream holds
+FENCED_SUBJECT_PREFIX = "natsops.fenced"  # a switch-over's origin takes only natsops.fenced.<stream>
 KV_PREFIX = "KV_"
 # Copied from the origin as they are. Left out: subjects, sources, placement, first_seq, sealed, no_ack and
 # the settings a mirror cannot have (counters, schedules, atomic and batched publish, delete markers).
@@ -85,20 +90,35 @@ def is_bucket(config: dict[str, Any]) -> bool:
 
 
 def mirror_config(origin: dict[str, Any], domain: str, replicas: int | None) -> dict[str, Any]:
-    """The standby stream's configuration for the origin's (as STREAM.INFO gives it), in the server's JSON."""
+    """The standby stream's configuration for the origin's (as STREAM.INFO gives it), in the server's JSON.
+
+    Replicas: ``replicas`` if given, else the stream's home replicas (a failback mirrors a standby of fewer
+    servers), else the origin's.
+    """
     config = {key: origin[key] for key in _COPIED if key in origin}
-    if replicas:
-        config["num_replicas"] = replicas
+    metadata = user_metadata(origin.get("metadata"))
+    home_replicas = metadata.get(HOME_REPLICAS) or str(origin.get("num_replicas") or 1)
+    config["num_replicas"] = replicas or int(home_replicas)
     config["mirror"] = {"name": origin["name"], "external": {"api": origin_api(domain)}}
+    metadata.pop(PROMOTED_AT_SEQ, None)
     config["metadata"] = {
-        **user_metadata(origin.get("metadata")),
-        ORIGIN_SUBJECTS: json.dumps(origin.get("subjects") or []),
+        **metadata,
+        ORIGIN_SUBJECTS: json.dumps(live_subjects(origin)),
         ORIGIN_DOMAIN: domain,
+        HOME_REPLICAS: home_replicas,
     }
     if is_bucket(origin):
         # As the KV clients create bucket mirrors: the mirror answers direct gets for the bucket.
         config["mirror_direct"] = True
     return config
+
+
+def live_subjects(config: dict[str, Any]) -> list[str]:
+    """The subjects a stream takes, or took before a switch-over fenced it."""
+    subjects = config.get("subjects") or []
+    if len(subjects) == 1 and subjects[0].startswith(FENCED_SUBJECT_PREFIX + "."):
+        return origin_subjects(config)
+    return subjects
 
 
 def origin_subjects(config: dict[str, Any]) -> list[str]:

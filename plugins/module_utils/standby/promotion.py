@@ -25,7 +25,9 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting imp
 from ansible_collections.natsops.jetstream.plugins.module_utils.settings.config_fields import outgoing
 from ansible_collections.natsops.jetstream.plugins.module_utils.settings.converge import ConsumerAsset, StreamAsset
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import (
+    FENCED_SUBJECT_PREFIX,
     ORIGIN_SUBJECTS,
+    PROMOTED_AT_SEQ,
     MirrorStatus,
     is_bucket,
     origin_subjects,
@@ -33,8 +35,7 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors 
 from ansible_collections.natsops.jetstream.plugins.module_utils.standby.record import ConsumerRecord
 
 PROMOTION_API_LEVEL = 2
-PROMOTED_AT_SEQ = "natsops.promoted_at_seq"
-FENCED_SUBJECT_PREFIX = "natsops.fenced"
+
 # How long the origin's domain gets to answer before it counts as gone.
 ORIGIN_PROBE_TIMEOUT = 2.0
 _START_FIELDS = ("deliver_policy", "opt_start_seq", "opt_start_time")

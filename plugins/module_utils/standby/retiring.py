@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import is_mirror
-from ansible_collections.natsops.jetstream.plugins.module_utils.standby.promotion import PROMOTED_AT_SEQ
+from ansible_collections.natsops.jetstream.plugins.module_utils.standby.mirrors import PROMOTED_AT_SEQ, is_mirror
 
 
 class RetireAction(str, Enum):
