@@ -78,7 +78,8 @@ def natsops_settings(
         raise AnsibleFilterError("natsops_settings: expected the variables set and the defaults, as dictionaries")
     old_names = _names(renamed)
     settings = {**defaults, **(overrides or {})}
-    for name in sorted(set(settings) | set(old_names)):
+    given_names = {str(key)[len("natsops_") :] for key in given if str(key).startswith("natsops_")}
+    for name in sorted(set(settings) | set(old_names) | given_names):
         new = f"natsops_{name}"
         if name in old_names and name in given:
             if new in given:

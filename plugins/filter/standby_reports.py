@@ -48,10 +48,11 @@ def failover_report(results: Any, started: str, finished: str, seconds: Any, pri
     }
 
 
-def failover_lines(report: Mapping[str, Any]) -> list[str]:
-    """One line per promoted stream of a failover report: its recovery point and its consumers' new starts."""
-    if not isinstance(report, Mapping) or not isinstance(report.get("accounts"), Mapping):
-        raise AnsibleFilterError("failover_lines: expected a report made by the failover_report filter")
+def failover_lines(report: Any) -> list[str]:
+    """One line per promoted stream of a failover report (or of looped stream_promote results): its recovery point
+    and its consumers' new starts."""
+    if not (isinstance(report, Mapping) and isinstance(report.get("accounts"), Mapping)):
+        report = failover_report(report, "", "", 0, False)
     lines = []
     for label, account in report["accounts"].items():
         for stream in account["streams"]:
@@ -72,6 +73,28 @@ def failover_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def retire_lines(results: Any) -> list[str]:
+    """One line per stream of looped stream_retire results: retired or kept, and what only it held."""
+    lines = []
+    for result in _looped(results, "retire_lines"):
+        for stream in result.get("streams") or []:
+            text = f"{result['item']}/{stream['stream']}: {stream['action'].replace('_', ' ')}"
+            if stream.get("only_here_first_seq"):
+                text += (
+                    f"; sequences {stream['only_here_first_seq']}-{stream['only_here_last_seq']} were only here,"
+                    f" kept in {result.get('backup')}"
+                )
+            elif stream["action"] == "keep":
+                text += f" ({stream['reason']})"
+            lines.append(text)
+    return lines
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mirror_lines": mirror_lines, "failover_report": failover_report, "failover_lines": failover_lines}
+        return {
+            "mirror_lines": mirror_lines,
+            "failover_report": failover_report,
+            "failover_lines": failover_lines,
+            "retire_lines": retire_lines,
+        }

@@ -50,11 +50,11 @@ options:
     type: int
   record:
     description:
-      - Path of the standby record to write (JSON, replaced at once, mode 0600), where the module runs: for each
+      - "Path of the standby record to write (JSON, replaced at once, mode 0600), where the module runs: for each
         mirrored stream the primary's last sequence and time, and every durable consumer's configuration and
-        position. M(natsops.jetstream.stream_promote) recreates the consumers from it.
-      - Run the task on a schedule so that it stays recent: consumers recreated from it deliver again what was
-        acknowledged after it was written.
+        position. M(natsops.jetstream.stream_promote) recreates the consumers from it."
+      - "Run the task on a schedule so that it stays recent: consumers recreated from it deliver again what was
+        acknowledged after it was written."
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

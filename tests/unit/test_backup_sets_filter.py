@@ -317,3 +317,8 @@ def test_the_filters_render_with_ansible_doc():
     assert sorted(docs) == sorted(names)
     for name in names:
         assert docs[name]["doc"]["short_description"] and docs[name]["doc"]["options"]["_input"], name
+
+
+def test_a_setting_without_a_default_is_read_from_its_natsops_variable_only_when_set() -> None:
+    assert settings({"natsops_standby_domain": "west"}, {"backup_keep": 7})["standby_domain"] == "west"
+    assert "standby_domain" not in settings({}, {"backup_keep": 7})
