@@ -5,8 +5,9 @@
                                                       # LOG gets "INDEX SEQUENCE" per acknowledgement, at once
     site_traffic.py check SERVERS LOG REPORT          # the standby against what the primary acknowledged and what
                                                       # the failover report says it holds
-    site_traffic.py use SERVERS                       # applications publish to, consume from and read KV at SERVERS
+    site_traffic.py use SERVERS NOW NEXT              # applications publish, consume and use KV (colour NOW -> NEXT)
     site_traffic.py holds SERVERS LOG RECOVERY_POINT  # SERVERS hold every message acknowledged up to the point
+    site_traffic.py delay PRIMARY STANDBY             # how long an acknowledged message takes to reach the mirror
 
 Each prints a JSON line and exits 1 when the promise does not hold. Users: app / app-secret.
 """
@@ -132,8 +133,9 @@ async def check(servers: str, log_path: str, report_path: str) -> int:
     )
 
 
-async def use(servers: str) -> int:
-    """What an application does after a failover: publish, consume with its durable, read and write its KV."""
+async def use(servers: str, colour_now: str, colour_next: str) -> int:
+    """What an application does after a failover: publish, consume with its durable, read its KV (the key colour
+    holding ``colour_now``, the others as loaded) and write colour_next to it."""
     client = await connect(servers)
     js = client.jetstream()
     ack = await js.publish("orders.new", b"after-the-switch")
@@ -143,10 +145,11 @@ async def use(servers: str) -> int:
         await message.ack_sync()
     kv = await js.key_value("cfg")
     values = {key: (await kv.get(key)).value for key in KV_KEYS}
-    await kv.put("colour", b"green")
+    await kv.put("colour", colour_next.encode())
     colour = (await kv.get("colour")).value
     await client.close()
-    ok = values == KV_KEYS and colour == b"green" and len(fetched) > 0
+    expected = {**KV_KEYS, "colour": colour_now.encode()}
+    ok = values == expected and colour == colour_next.encode() and len(fetched) > 0
     return report(ok, published_seq=ack.seq, fetched=len(fetched), kv=sorted(values), kv_written=colour.decode())
 
 
@@ -161,8 +164,27 @@ async def holds(servers: str, log_path: str, point: str) -> int:
     return report(not wrong, last_seq=info.state.last_seq, checked=int(point), wrong=wrong[:20])
 
 
+async def delay(primary: str, standby: str) -> int:
+    """How long a message acknowledged by the primary takes to be in the standby's mirror, under the publisher's
+    load: 20 samples, each a publish and then reads of the mirror until it holds that sequence."""
+    source = await connect(primary)
+    target = await connect(standby)
+    samples = []
+    for _ in range(20):
+        ack = await source.jetstream().publish("orders.new", b"delay-probe")
+        started = time.monotonic()
+        while (await target.jetstream().stream_info("ORDERS")).state.last_seq < ack.seq:
+            await asyncio.sleep(0.001)
+        samples.append(round((time.monotonic() - started) * 1000, 1))
+        await asyncio.sleep(0.2)
+    await source.close()
+    await target.close()
+    samples.sort()
+    return report(True, delay_ms_median=samples[len(samples) // 2], delay_ms_max=samples[-1], samples=len(samples))
+
+
 def main(command: str, *args: str) -> int:
-    commands = {"load": load, "publish": publish, "check": check, "use": use, "holds": holds}
+    commands = {"load": load, "publish": publish, "check": check, "use": use, "holds": holds, "delay": delay}
     if command not in commands:
         raise SystemExit(f"unknown command {command}")
     return asyncio.run(commands[command](*args))

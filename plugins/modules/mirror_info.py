@@ -97,7 +97,9 @@ mirrors:
         lag figure (which stops changing when contact is lost).
       type: int
     behind_seconds:
-      description: The origin's time of its last message less the mirror's; V(null) when the origin did not answer.
+      description: >-
+        The origin's time of its last message less the mirror's; V(null) when the origin did not answer, or the
+        mirror holds nothing yet.
       type: float
     last_seq:
       description: The origin's sequence of the last message the mirror holds (the recovery point).

@@ -200,8 +200,8 @@ class MirrorStatus:
     @property
     def behind_seconds(self) -> float | None:
         """The origin's time of its last message less the mirror's; None without the origin's state."""
-        if self.origin_state is None:
-            return None
+        if self.origin_state is None or (self.behind_messages and not self.last_ts):
+            return None  # not known, or the mirror holds nothing yet: no time to measure from
         if self.behind_messages == 0 or not self.origin_state.last_ts:
             return 0.0
         return round(max(0, self.origin_state.last_ts - self.last_ts) / 1e9, 3)
