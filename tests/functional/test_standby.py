@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from support.config_modules import require_release
 from support.modules import ModuleFailed, run_module
-from support.servers import APP_PASSWORD, APP_USER
-from support.sites import PRIMARY_DOMAIN, STANDBY_DOMAIN, Sites, standby_args, wait_for
+from support.servers import APP_PASSWORD, APP_USER, older_server
+from support.sites import PRIMARY_DOMAIN, STANDBY_DOMAIN, Sites, make_sites, standby_args, wait_for
 
 pytestmark = pytest.mark.usefixtures("promotion_capable")
 
@@ -340,3 +340,17 @@ def test_a_switchover_that_cannot_finish_gives_the_origin_its_subjects_back(two_
 
 def two_sites_reversed(sites: Sites) -> Sites:
     return Sites(primary=sites.standby, standby=sites.primary)
+
+
+def test_a_standby_too_old_to_promote_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    sites = make_sites(tmp_path, standby_binary=older_server("2.10.26"))
+    try:
+        mirrored_orders(sites, tmp_path / "record.json")
+        sites.primary.kill()
+        with pytest.raises(ModuleFailed) as failed:
+            promote(sites, record=str(tmp_path / "record.json"))
+        assert failed.value.result["reason"] == "promotion_unsupported"
+        assert sites.standby_js().stream_info("ORDERS")["config"]["mirror"]
+    finally:
+        sites.primary.kill()
+        sites.standby.kill()

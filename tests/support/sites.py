@@ -53,7 +53,7 @@ def primary_answers(standby_url: str) -> bool:
     return asyncio.run(ask())
 
 
-def make_sites(workdir: Path) -> Sites:
+def make_sites(workdir: Path, standby_binary: str | None = None) -> Sites:
     primary_host = next_address()
     leaf_port = free_port(primary_host)
     primary = NatsNode(
@@ -69,6 +69,7 @@ def make_sites(workdir: Path) -> Sites:
         workdir,
         jetstream_config=f"domain: {STANDBY_DOMAIN}",
         extra_config=f'leafnodes {{ reconnect: "1s", remotes: [ {{ url: "{remote}", account: APP }} ] }}',
+        binary=standby_binary,
     )
     sites = Sites(primary.start(), standby.start())
     sites.wait_linked()

@@ -311,10 +311,12 @@ def _masked(url: str) -> str:
 
 
 def url_secrets(params: dict[str, Any]) -> set[str]:
-    """Passwords and tokens written into server URLs (the task's, or an ``accounts`` entry's)."""
+    """Passwords and tokens written into server URLs (the task's, an ``accounts`` entry's, or a ``counterpart``'s)."""
     urls = list(params.get("servers") or [])
-    for entry in params.get("accounts") or []:
-        urls += list((entry or {}).get("servers") or [])
+    entries = [*(params.get("accounts") or []), params.get("counterpart")]
+    for entry in entries:
+        if isinstance(entry, dict):
+            urls += list(entry.get("servers") or [])
     return {secret for url in urls if isinstance(url, str) and (secret := _url_secret(url))}
 
 

@@ -57,6 +57,10 @@ MODULES = [
     "raft_peer_remove",
     "consumer_pause",
     "account_jwt",
+    "stream_mirror",
+    "mirror_info",
+    "stream_promote",
+    "stream_retire",
 ]
 # Modules without NATS credentials, whose own secrets are checked at -vvv where they are tested.
 OWN_SECRETS = {"backup_repository": "tests/functional/test_backup_job.py"}
@@ -69,6 +73,9 @@ NO_SUCH_PEER = "no-such-server"
 NOT_OPERATOR_MODE = "not in operator mode"
 NOT_SYSTEM_ACCOUNT = "not the system account"
 SEED_REFUSED = "holds an nkey seed"
+# These clusters have no JetStream domains: the primary stream_mirror reads is never there, which it says.
+NO_ORIGIN = "origin_unreachable"
+ORIGIN_DOMAIN = "nosuchdomain"
 WAIT = {"wait_timeout": 15.0}
 
 
@@ -133,7 +140,18 @@ def module_args(
         "raft_peer_remove": {**connection, "stream": stream, "peer": NO_SUCH_PEER, **WAIT},
         "consumer_pause": {**connection, "streams": [stream], "state": "resumed"},
         "account_jwt": {**connection, "jwt": account_jwt},
+        "stream_mirror": {**connection, "origin_domain": ORIGIN_DOMAIN, "record": str(path / "record.json")},
+        "mirror_info": {**connection},
+        "stream_promote": {**connection},
+        # Its counterpart is the same cluster: the stream is no promoted mirror of itself, so it is kept.
+        "stream_retire": {**connection, "counterpart": counterpart(connection)},
     }[module]
+
+
+def counterpart(connection: dict[str, Any]) -> dict[str, Any]:
+    """The connection as an entry of stream_retire's counterpart (servers and credentials only)."""
+    keys = ("servers", "context", "user", "password", "token", "creds", "nkey")
+    return {key: value for key, value in connection.items() if key in keys}
 
 
 def missing_stream_args(module: str, connection: dict[str, Any], path: Path, backup: Path) -> dict[str, Any]:
@@ -146,6 +164,9 @@ def missing_stream_args(module: str, connection: dict[str, Any], path: Path, bac
         "leader_stepdown": {**connection, "stream": MISSING, **WAIT},
         "raft_peer_remove": {**connection, "stream": MISSING, "peer": NO_SUCH_PEER, **WAIT},
         "consumer_pause": {**connection, "streams": [MISSING], "state": "resumed"},
+        "mirror_info": {**connection, "streams": [MISSING]},
+        "stream_promote": {**connection, "streams": [MISSING]},
+        "stream_retire": {**connection, "counterpart": counterpart(connection), "streams": [MISSING]},
     }[module]
 
 
@@ -171,6 +192,8 @@ def cases_for(kind: Kind, workdir: Path) -> list[Case]:
             if module == "raft_peer_remove":
                 return Case("succeeds", module, {**system, "peer": NO_SUCH_PEER, **WAIT}, check_mode=True)
             return Case("succeeds", module, system)
+        if module == "stream_mirror":
+            return Case("no primary to mirror", module, args(module, app, "ok"), NO_ORIGIN)
         case = Case("succeeds", module, args(module, app, "ok"), check_mode=module == "leader_stepdown")
         if module in ("cluster_info", "raft_peer_remove"):
             case.args["accounts"] = [kind.entry]
@@ -179,6 +202,8 @@ def cases_for(kind: Kind, workdir: Path) -> list[Case]:
     cases = [succeeds(module) for module in MODULES]
     cases += [Case("wrong credentials", module, args(module, kind.wrong, "wrong"), REFUSED) for module in MODULES]
     cases.append(Case("refused accounts entry", "cluster_info", {**app, "accounts": [kind.wrong_entry]}, REFUSED))
+    refused_counterpart = {**args("stream_retire", app, "counterpart"), "counterpart": kind.wrong_entry}
+    cases.append(Case("refused counterpart", "stream_retire", refused_counterpart, REFUSED))
     # A creds file given as the account JWT: its seed and user JWT are masked, and nothing is sent.
     seeded = {**(kind.system or app), "jwt": kind.seeded_jwt}
     cases.append(Case("creds given as the JWT", "account_jwt", seeded, SEED_REFUSED))
@@ -383,7 +408,9 @@ def make_kinds(clusters: Clusters, workdir: Path) -> list[Kind]:
             "wrong password in a URL": URL_WRONG_PASSWORD,
         },
         dead_modules=tuple(MODULES),
-        missing_modules=tuple(module for module in MODULES if module not in ("stream", "cluster_info", "account_jwt")),
+        missing_modules=tuple(
+            module for module in MODULES if module not in ("stream", "cluster_info", "account_jwt", "stream_mirror")
+        ),
     )
 
     config_home = workdir / "context" / "config"
