@@ -48,6 +48,16 @@ def _modules_run_as_on_a_target() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """A test that runs the backup job's main() in-process sets its umask (0o077) for the process: put it back, or
+    the file modes the next tests check depend on which tests ran before them in the same worker."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test's report carries the warnings and errors of the servers it used: the server's side

@@ -170,7 +170,7 @@ async def delay(primary: str, standby: str) -> int:
     source = await connect(primary)
     target = await connect(standby)
     samples = []
-    for _ in range(20):
+    for _sample in range(20):
         ack = await source.jetstream().publish("orders.new", b"delay-probe")
         started = time.monotonic()
         while (await target.jetstream().stream_info("ORDERS")).state.last_seq < ack.seq:

@@ -56,7 +56,7 @@ seealso:
   - module: natsops.jetstream.stream_mirror
   - module: natsops.jetstream.stream_promote
 author:
-  - natsops.jetstream contributors
+  - natsops.jetstream contributors (@natsops)
 """
 
 EXAMPLES = r"""

@@ -78,7 +78,7 @@ seealso:
     description: The NATS documentation on stream mirrors.
     link: https://docs.nats.io/nats-concepts/jetstream/source_and_mirror
 author:
-  - natsops.jetstream contributors
+  - natsops.jetstream contributors (@natsops)
 """
 
 EXAMPLES = r"""

@@ -82,7 +82,7 @@ seealso:
     description: nats-server pull request 7171, which lets a mirror's configuration be removed.
     link: https://github.com/nats-io/nats-server/pull/7171
 author:
-  - natsops.jetstream contributors
+  - natsops.jetstream contributors (@natsops)
 """
 
 EXAMPLES = r"""

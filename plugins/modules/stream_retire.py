@@ -84,7 +84,7 @@ seealso:
   - module: natsops.jetstream.stream_mirror
   - module: natsops.jetstream.stream_restore
 author:
-  - natsops.jetstream contributors
+  - natsops.jetstream contributors (@natsops)
 """
 
 EXAMPLES = r"""
