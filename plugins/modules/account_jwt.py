@@ -30,6 +30,10 @@ description:
   - "Servers with a C(cache) resolver acknowledge the push but keep the JWT only for an account they already use;
     they fetch the others from a C(full) resolver when a client needs them. A text that holds an nkey seed (a
     creds or nkey file given by mistake) is refused, and masked wherever the task's output shows it."
+  - "A server enables a new account's JetStream when it first loads the account: for a moment after the push, the
+    very first JetStream request of the account (answered by the meta leader) may be refused with C(JetStream not
+    enabled for account) (err_code 10039). Applications should retry it; the modules of this collection ask again
+    for up to 5 seconds before reporting it."
 options:
   jwt:
     description:

@@ -94,6 +94,20 @@ def test_creds_file_in_operator_mode(workdir):
         node.kill()
 
 
+def test_account_without_jetstream_is_refused_with_what_to_do(workdir):
+    # The refusal is asked again for a few seconds (a server enables an account's JetStream a moment after
+    # loading it), then reported with its err_code: an account truly without JetStream is not waited on forever.
+    auth = "accounts { PLAIN { users: [{user: plain, password: plain-secret}] } }"
+    node = NatsNode("nojs", workdir, auth_config=auth).start()
+    try:
+        with pytest.raises(ModuleFailed) as failed:
+            plan_backup(servers=node.urls, user="plain", password="plain-secret")
+        assert failed.value.result["err_code"] == 10039
+        assert "enable it in the server's account configuration" in failed.value.result["msg"]
+    finally:
+        node.kill()
+
+
 def test_tls_with_ca(workdir):
     node = NatsNode("tls", workdir)
     certs = make_certificates(workdir, [node.host])

@@ -27,6 +27,13 @@ from ansible_collections.natsops.jetstream.plugins.module_utils.core.waiting imp
 # Seconds to wait for one consumer's leader to answer while polling for it.
 LEADER_POLL_TIMEOUT = 0.5
 
+# Seconds a "JetStream not enabled for account" answer is asked again. A server loads an operator-mode
+# account on its first use, from its resolver, and enables its JetStream a moment later: a request in
+# that moment (the first one of a freshly pushed or fetched account, through a cache resolver) is
+# refused though the account has JetStream. An account truly without it fails once this has passed.
+ACCOUNT_WARMUP = 5.0
+ACCOUNT_WARMUP_PAUSE = 0.25
+
 # What an operator should do about the JetStream errors these modules meet, by err_code.
 ERROR_ADVICE = {
     10002: "the account or server has no room for this stream: raise the JetStream limits or free space",
@@ -62,6 +69,7 @@ CONSUMER_NOT_FOUND = 10014
 STREAM_NAME_IN_USE = (10058, 10130)
 RESTORE_DATA_REJECTED = 10062  # the server could not apply a restore's data
 NO_MESSAGE_FOUND = 10037
+NOT_ENABLED_FOR_ACCOUNT = 10039
 
 
 class JetStreamApiError(NatsOpsError):
@@ -97,6 +105,14 @@ class JetStreamApi:
         return f"{self.prefix}.{suffix}"
 
     async def request(self, suffix: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> dict:
+        return await retry(
+            functools.partial(self._request_once, suffix, body, timeout),
+            Deadline.after(min(ACCOUNT_WARMUP, timeout or self.timeout)),
+            ACCOUNT_WARMUP_PAUSE,
+            retry_on=lambda exc: isinstance(exc, JetStreamApiError) and exc.err_code == NOT_ENABLED_FOR_ACCOUNT,
+        )
+
+    async def _request_once(self, suffix: str, body: dict[str, Any] | None, timeout: float | None) -> dict:
         subject = self.subject(suffix)
         payload = json.dumps(body).encode() if body is not None else b""
         wait = timeout or self.timeout
