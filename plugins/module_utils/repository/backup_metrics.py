@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.files import write_atomically
 
 PREFIX = "natsops_backup"
 
@@ -50,7 +50,7 @@ class BackupState:
         return cls(**known)
 
     def save(self, path: Path) -> None:
-        _write_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", 0o600)
+        write_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", 0o600)
 
 
 def render(state: BackupState) -> str:
@@ -121,7 +121,7 @@ def publish(state: BackupState, state_file: Path, metrics_file: Path | None, fie
             setattr(saved, name, getattr(state, name))
         saved.save(state_file)
         if metrics_file is not None:
-            _write_atomically(metrics_file, render(saved), 0o644)
+            write_atomically(metrics_file, render(saved), 0o644)
     return saved
 
 
@@ -132,21 +132,6 @@ def _number(value: float) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def as_dict(state: BackupState) -> dict[str, Any]:

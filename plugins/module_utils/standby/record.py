@@ -15,14 +15,13 @@ holds no secrets, but consumer configurations can name internal subjects.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.errors import NatsOpsError, disk_errors
+from ansible_collections.natsops.jetstream.plugins.module_utils.core.files import write_atomically
 from ansible_collections.natsops.jetstream.plugins.module_utils.core.jsapi import JetStreamApi, is_durable
 
 RECORD_VERSION = 1
@@ -61,17 +60,7 @@ class StandbyRecord:
     def save(self, path: Path) -> None:
         text = json.dumps({"version": RECORD_VERSION, **asdict(self)}, indent=2, sort_keys=True) + "\n"
         with disk_errors("the standby record"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(handle, "w") as stream:
-                    stream.write(text)
-                    stream.flush()
-                    os.fsync(stream.fileno())
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_atomically(path, text)
 
     @classmethod
     def load(cls, path: Path) -> StandbyRecord:
