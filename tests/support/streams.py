@@ -22,14 +22,22 @@ class JsApiError(RuntimeError):
 
 
 NO_SUITABLE_PEERS = 10005
+# A freshly pushed operator-mode account: the meta leader enables its JetStream a moment after loading it.
+NOT_ENABLED_FOR_ACCOUNT = 10039
 
 
 async def js_request(nc: Any, suffix: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict:
-    reply = await nc.request(f"$JS.API.{suffix}", json.dumps(body or {}).encode(), timeout=timeout)
-    data = json.loads(reply.data)
-    if data.get("error"):
-        raise JsApiError(suffix, data["error"])
-    return data
+    """One JetStream API request; "not enabled for account" is asked again for up to 5 s (account warm-up)."""
+    warm_until = asyncio.get_running_loop().time() + 5
+    while True:
+        reply = await nc.request(f"$JS.API.{suffix}", json.dumps(body or {}).encode(), timeout=timeout)
+        data = json.loads(reply.data)
+        if not data.get("error"):
+            return data
+        error = JsApiError(suffix, data["error"])
+        if error.err_code != NOT_ENABLED_FOR_ACCOUNT or asyncio.get_running_loop().time() > warm_until:
+            raise error
+        await asyncio.sleep(0.25)
 
 
 async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
@@ -43,7 +51,8 @@ async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
 async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], peers_wait: bool) -> dict[str, Any]:
     """A create request, asked again for up to 15 s while a cluster settles.
 
-    A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile.
+    A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile; an
+    account just pushed may not have its JetStream enabled yet (as any application would, this asks again).
     Creating a stream or durable again with the same config is a no-op, so it can simply be asked again.
     """
     deadline = asyncio.get_running_loop().time() + 15
@@ -53,7 +62,8 @@ async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], pee
         except NatsTimeoutError:
             pass
         except JsApiError as exc:
-            if exc.err_code != NO_SUITABLE_PEERS or not peers_wait:
+            settling = exc.err_code == NOT_ENABLED_FOR_ACCOUNT or (exc.err_code == NO_SUITABLE_PEERS and peers_wait)
+            if not settling:
                 raise
         if asyncio.get_running_loop().time() > deadline:
             return await js_request(nc, suffix, body)
@@ -61,13 +71,12 @@ async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], pee
 
 
 async def stream_info(nc: Any, name: str) -> dict[str, Any] | None:
-    reply = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=10)
-    data = json.loads(reply.data)
-    if data.get("error"):
-        if data["error"].get("err_code") == 10059:
+    try:
+        return await js_request(nc, f"STREAM.INFO.{name}", None)
+    except JsApiError as exc:
+        if exc.err_code == 10059:
             return None
-        raise RuntimeError(f"STREAM.INFO.{name}: {data['error']}")
-    return data
+        raise
 
 
 async def publish(
