@@ -145,12 +145,24 @@ async def use(servers: str, colour_now: str, colour_next: str) -> int:
         await message.ack_sync()
     kv = await js.key_value("cfg")
     values = {key: (await kv.get(key)).value for key in KV_KEYS}
-    await kv.put("colour", colour_next.encode())
-    colour = (await kv.get("colour")).value
+    written = await kv.put("colour", colour_next.encode())
+    colour = await read_back(kv, "colour", written)
     await client.close()
     expected = {**KV_KEYS, "colour": colour_now.encode()}
     ok = values == expected and colour == colour_next.encode() and len(fetched) > 0
     return report(ok, published_seq=ack.seq, fetched=len(fetched), kv=sorted(values), kv_written=colour.decode())
+
+
+async def read_back(kv: Any, key: str, revision: int) -> bytes:
+    """The key's value once a read shows the revision just written. A KV bucket's reads are direct gets, which
+    any replica answers: right after a write a follower may answer with the value before it (NATS's direct get
+    is not read-after-write), so the read is asked again for a few seconds."""
+    deadline = time.monotonic() + 5
+    entry = await kv.get(key)
+    while (entry.revision or 0) < revision and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        entry = await kv.get(key)
+    return entry.value
 
 
 async def holds(servers: str, log_path: str, point: str) -> int:
