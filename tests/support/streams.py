@@ -51,9 +51,9 @@ async def create_stream(nc: Any, name: str, **config: Any) -> dict[str, Any]:
 async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], peers_wait: bool) -> dict[str, Any]:
     """A create request, asked again for up to 15 s while a cluster settles.
 
-    A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile; an
-    account just pushed may not have its JetStream enabled yet (as any application would, this asks again).
-    Creating a stream or durable again with the same config is a no-op, so it can simply be asked again.
+    A cluster that has just formed may be between meta leaders, and drops JetStream API requests meanwhile
+    (an account's JetStream warming up is js_request's to wait for). Creating a stream or durable again with the
+    same config is a no-op, so it can simply be asked again.
     """
     deadline = asyncio.get_running_loop().time() + 15
     while True:
@@ -62,8 +62,7 @@ async def _create_while_settling(nc: Any, suffix: str, body: dict[str, Any], pee
         except NatsTimeoutError:
             pass
         except JsApiError as exc:
-            settling = exc.err_code == NOT_ENABLED_FOR_ACCOUNT or (exc.err_code == NO_SUITABLE_PEERS and peers_wait)
-            if not settling:
+            if exc.err_code != NO_SUITABLE_PEERS or not peers_wait:
                 raise
         if asyncio.get_running_loop().time() > deadline:
             return await js_request(nc, suffix, body)
