@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
+import threading
+import time
 
 import nkeys
 import pytest
@@ -105,6 +108,30 @@ def test_account_without_jetstream_is_refused_with_what_to_do(workdir):
         assert failed.value.result["err_code"] == 10039
         assert "enable it in the server's account configuration" in failed.value.result["msg"]
     finally:
+        node.kill()
+
+
+def test_an_account_whose_jetstream_comes_up_a_moment_later_is_waited_for(workdir):
+    # What a just-pushed operator-mode account does by chance, made certain: the account's JetStream is enabled
+    # by a config reload 1.5 s after the module started; the module's first requests are refused (10039) and
+    # asked again, and the stream is made.
+    plain = "users: [{user: plain, password: plain-secret}]"
+    node = NatsNode("warming", workdir, auth_config=f"accounts {{ PLAIN {{ {plain} }} }}").start()
+
+    def enable_jetstream() -> None:
+        time.sleep(1.5)
+        node.auth_config = f"accounts {{ PLAIN {{ jetstream: enabled, {plain} }} }}"
+        node.write_config()
+        os.kill(node.process.pid, signal.SIGHUP)
+
+    enabling = threading.Thread(target=enable_jetstream)
+    enabling.start()
+    try:
+        connection = {"servers": node.urls, "user": "plain", "password": "plain-secret"}
+        assert run_module("stream", {**connection, "name": "WARMED", "subjects": ["warmed.>"]})["changed"]
+        assert SyncJs(node.urls, "plain", "plain-secret").stream_info("WARMED") is not None
+    finally:
+        enabling.join()
         node.kill()
 
 
